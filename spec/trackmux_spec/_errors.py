@@ -1,0 +1,83 @@
+"""The exceptions trackers raise and trackmux users catch.
+
+The tree::
+
+    TrackmuxError
+    ├── DeliveryError                 a tracker's backend refused or failed a request
+    │   ├── RetryableError            transient: the engine tries again (retry_after honoured)
+    │   └── PermanentError            the request will never succeed: that tracker stops
+    ├── UnknownJobError (LookupError) a job id no tracker of this session knows
+    ├── TrackerNotFoundError (LookupError)  a tracker name that no installed plugin provides
+    └── TrackerClosedError (RuntimeError)   a call after ``disconnect()``
+
+Plugins raise :class:`RetryableError` or :class:`PermanentError` from the delivery hooks
+(``log_metrics``, ``finish_job``) so that the engine knows whether to try again. From
+``connect`` they raise the built-in :class:`ValueError` (bad or rejected credentials) and
+:class:`ConnectionError` (the backend cannot be reached), as the reference API documents.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DeliveryError",
+    "PermanentError",
+    "RetryableError",
+    "TrackerClosedError",
+    "TrackerNotFoundError",
+    "TrackmuxError",
+    "UnknownJobError",
+]
+
+
+class TrackmuxError(Exception):
+    """Base class of every exception trackmux defines."""
+
+
+class DeliveryError(TrackmuxError):
+    """A tracker's backend did not accept a request."""
+
+
+class RetryableError(DeliveryError):
+    """A transient failure: the same request may succeed later.
+
+    :param retry_after: seconds the backend asked the client to wait (``Retry-After``),
+        or ``None`` to let the engine's backoff decide.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        if retry_after is not None and retry_after < 0:
+            retry_after = 0.0
+        self.retry_after = retry_after
+
+
+class PermanentError(DeliveryError):
+    """A failure that retrying cannot fix (bad credentials, a rejected request).
+
+    The engine stops delivering to that tracker and keeps everything in the journal, so
+    ``trackmux sync`` can finish the job once the cause is fixed.
+    """
+
+
+class UnknownJobError(TrackmuxError, LookupError):
+    """A job id that this tracker session did not create or resume."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"unknown job id {job_id!r}")
+        self.job_id = job_id
+
+
+class TrackerNotFoundError(TrackmuxError, LookupError):
+    """A tracker was asked for by name but no installed plugin provides it."""
+
+    def __init__(self, name: str, installed: list[str]) -> None:
+        listed = ", ".join(sorted(installed)) or "none"
+        super().__init__(
+            f"tracker {name!r} is not installed; installed trackers: {listed}"
+        )
+        self.name = name
+        self.installed = sorted(installed)
+
+
+class TrackerClosedError(TrackmuxError, RuntimeError):
+    """A call on a tracker session after ``disconnect()``."""

@@ -1,0 +1,229 @@
+"""The hooks a tracker plugin implements.
+
+A tracker is a plugin registered under its entry-point name in the ``trackmux.trackers``
+group. The core calls one tracker's hooks at a time (pluggy's subset hook callers), so
+several trackers can be active in one process; other plugins may wrap any hook
+(``@trackmux.hookimpl(wrapper=True)``) to filter, redact or inject faults.
+
+Every hook may be a plain function or a coroutine function: the core awaits what is
+awaitable. Blocking hooks run in a worker thread, never on the caller's thread. The
+exception is :func:`get_run_url`, which must be a plain, non-blocking function.
+
+Hooks other than ``tracker_info`` receive the ``session`` object their tracker's
+:func:`connect` returned; trackmux never looks inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ._types import (
+        ArtifactSpec,
+        Comparison,
+        ConnectContext,
+        JobStatus,
+        MetricRecord,
+        TrackerInfo,
+        TrainingConfig,
+    )
+
+__all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
+
+PROJECT_NAME = "trackmux"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# -------------------------------------------------------------------------
+# Declaration
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def tracker_info() -> TrackerInfo:
+    """Describe the tracker to the engine: batch limits and capabilities.
+
+    :returns: a :class:`~trackmux_spec.TrackerInfo`; a tracker that does not implement
+        this hook gets the defaults (100 records per batch, every capability).
+
+    Stops at first non-None result.
+    """
+
+
+# -------------------------------------------------------------------------
+# Session lifecycle
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def connect(credentials: Mapping[str, Any], context: ConnectContext) -> object:
+    """Open a session with the backend and check the credentials.
+
+    :param credentials: what the user passed to ``connect()`` (for example ``api_key`` and
+        ``entity``); a tracker falls back to its own environment variables and files.
+    :param context: the tracker's data directory and its configuration section.
+    :returns: the session object handed back to every other hook.
+    :raises ValueError: the credentials are malformed or the backend rejected them.
+    :raises ConnectionError: the backend cannot be reached.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec
+def disconnect(session: object) -> None:
+    """Release the session's resources (HTTP clients, open files).
+
+    Called once, after the engine delivered or gave up on everything for this session.
+
+    :param session: the object :func:`connect` returned.
+    """
+
+
+# -------------------------------------------------------------------------
+# Runs
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def submit_job(session: object, run_id: str, config: TrainingConfig) -> str:
+    """Create the run ``run_id`` with its configuration, or resume it if it exists.
+
+    Must be idempotent: the engine calls it again for a run that a crashed process
+    created, before replaying what the backend never acknowledged.
+
+    :param session: the object :func:`connect` returned.
+    :param run_id: trackmux's id for the run (8 characters ``[a-z0-9]``, or the user's).
+    :param config: the run's configuration and metadata.
+    :returns: the backend's id for the job, passed as ``job_id`` to the other hooks.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec
+def log_metrics(session: object, job_id: str, records: Sequence[MetricRecord]) -> None:
+    """Store a batch of metric records of one job, in order.
+
+    ``records`` are consecutive by ``seq``. A record whose ``seq`` the backend already
+    holds for this job must not be stored twice: the engine resends a batch whose
+    acknowledgement was lost. Raise :class:`~trackmux_spec.RetryableError` for a failure
+    worth retrying and :class:`~trackmux_spec.PermanentError` for one that is not.
+    Returning normally acknowledges the whole batch.
+
+    :param session: the object :func:`connect` returned.
+    :param job_id: the id :func:`submit_job` returned.
+    :param records: at most ``TrackerInfo.max_batch_records`` records.
+    """
+
+
+@hookspec
+def finish_job(session: object, job_id: str, status: JobStatus) -> None:
+    """Mark the job ended: ``FINISHED``, ``FAILED`` or ``KILLED``.
+
+    Called after every record of the job has been acknowledged, and only then. Must be
+    idempotent. Raise :class:`~trackmux_spec.RetryableError` or
+    :class:`~trackmux_spec.PermanentError` as for :func:`log_metrics`.
+
+    :param session: the object :func:`connect` returned.
+    :param job_id: the id :func:`submit_job` returned.
+    :param status: the final state.
+    """
+
+
+@hookspec(firstresult=True)
+def get_job_status(session: object, job_id: str) -> JobStatus:
+    """Read the job's state from the backend.
+
+    :param session: the object :func:`connect` returned.
+    :param job_id: the id :func:`submit_job` returned.
+    :returns: a :class:`~trackmux_spec.JobStatus`.
+    :raises trackmux_spec.UnknownJobError: the backend has no such job.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def get_run_url(session: object, job_id: str) -> str:
+    """Where a person looks at the job: a web URL, or a ``file://`` URL for local trackers.
+
+    Must be a plain function that does no I/O (the reference API calls it without
+    ``await``).
+
+    :param session: the object :func:`connect` returned.
+    :param job_id: the id :func:`submit_job` returned.
+    :returns: the URL.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def get_history(session: object, job_id: str) -> list[dict[str, Any]]:
+    """Read back every stored row of the job, in order.
+
+    :param session: the object :func:`connect` returned.
+    :param job_id: the id :func:`submit_job` returned.
+    :returns: one dict per row: the metric values plus ``_step`` (int) and
+        ``_timestamp`` (float Unix seconds).
+    :raises trackmux_spec.UnknownJobError: the backend has no such job.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def compare(session: object, job_ids: Sequence[str]) -> Comparison:
+    """Describe several jobs side by side.
+
+    :param session: the object :func:`connect` returned.
+    :param job_ids: ids :func:`submit_job` returned; unknown ones are left out.
+    :returns: a :class:`~trackmux_spec.Comparison`: one
+        :class:`~trackmux_spec.RunSummary` per known job (config and summary, the last
+        value of every metric) and a URL where the backend compares them, if it has one.
+
+    Stops at first non-None result.
+    """
+
+
+# -------------------------------------------------------------------------
+# Artifacts
+# -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def upload_artifact(session: object, job_id: str, path: Path, artifact: ArtifactSpec) -> str:
+    """Store a file, or a directory as one artifact, logged by the job.
+
+    :param session: the object :func:`connect` returned.
+    :param job_id: the id :func:`submit_job` returned.
+    :param path: an existing file or directory (the core checked it exists).
+    :param artifact: its name, type, description and metadata.
+    :returns: an artifact id that :func:`download_artifact` accepts.
+    :raises RuntimeError: the backend refused; the message names the failed step.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def download_artifact(session: object, artifact_id: str, target_dir: Path) -> Path:
+    """Fetch an artifact into ``target_dir``, verifying every file's checksum.
+
+    Must refuse (``ValueError``) any entry whose path would land outside ``target_dir``.
+
+    :param session: the object :func:`connect` returned.
+    :param artifact_id: an id :func:`upload_artifact` returned.
+    :param target_dir: an existing directory.
+    :returns: the path of the downloaded file, or of the directory for a multi-file artifact.
+    :raises trackmux_spec.UnknownJobError: no such artifact (its ``job_id`` is the artifact id).
+
+    Stops at first non-None result.
+    """
