@@ -1,0 +1,344 @@
+"""Runs on W&B: create or resume, stream history, finish, and read back.
+
+Line numbering: the engine numbers a run's records by ``seq`` from 0, so a record's
+history line is its ``seq`` (``file_stream`` offset = first ``seq`` of the request).
+A resend after a lost acknowledgement then overwrites the same lines instead of
+duplicating them. On resume, ``historyLineCount`` tells how many lines an earlier
+process stored; records below it are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from trackmux_spec import (
+    Comparison,
+    JobStatus,
+    MetricRecord,
+    PermanentError,
+    RunSummary,
+    TrainingConfig,
+    UnknownJobError,
+)
+
+from . import _queries as q
+from ._failures import PayloadTooLargeError
+from ._history import (
+    HISTORY_FILE,
+    SUMMARY_FILE,
+    decode_line,
+    encode_line,
+    history_line,
+    split_by_size,
+    updated_summary,
+)
+from ._session import RunState, WandBSession
+
+__all__ = [
+    "compare",
+    "finish_job",
+    "get_history",
+    "get_job_status",
+    "log_metrics",
+    "submit_job",
+]
+
+logger = logging.getLogger("trackmux.wandb")
+
+_STATES = {
+    "running": JobStatus.RUNNING,
+    "pending": JobStatus.PENDING,
+    "finished": JobStatus.FINISHED,
+    "failed": JobStatus.FAILED,
+    "crashed": JobStatus.CRASHED,
+    "killed": JobStatus.KILLED,
+    "preempted": JobStatus.PREEMPTED,
+    "preempting": JobStatus.RUNNING,
+}
+
+#: file_stream exit codes: 0 finishes a run, non-zero fails it. KILLED stops the run
+#: first (``stopRun``) and then completes it with 255, the code of a killed process.
+_EXIT_CODES = {JobStatus.FINISHED: 0, JobStatus.FAILED: 1, JobStatus.KILLED: 255}
+
+_INTERNAL_CONFIG_KEYS = frozenset({"_wandb", "wandb_version"})
+_HISTORY_SAMPLES = 500
+_RUNS_PAGE = 50
+
+
+def map_state(state: object) -> JobStatus:
+    """A W&B run state as a :class:`JobStatus` (unknown states read as running)."""
+    status = _STATES.get(str(state).lower()) if state is not None else None
+    if status is None:
+        logger.warning("unknown W&B run state %r; reporting it as running", state)
+        return JobStatus.RUNNING
+    return status
+
+
+def _json_field(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def unwrap_config(raw: Any) -> dict[str, Any]:
+    """W&B's ``{"k": {"value": v}}`` config as ``{"k": v}``, without internal keys."""
+    parsed = _json_field(raw)
+    if not isinstance(parsed, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in parsed.items():
+        if key in _INTERNAL_CONFIG_KEYS:
+            continue
+        out[key] = value["value"] if isinstance(value, dict) and "value" in value else value
+    return out
+
+
+def _run_start_from(bucket: Mapping[str, Any], summary: Mapping[str, Any]) -> float | None:
+    candidates: list[Any] = [summary]
+    tail = _json_field(bucket.get("historyTail"))
+    if isinstance(tail, list) and tail:
+        candidates.insert(0, _json_field(tail[-1]))
+    for row in candidates:
+        if isinstance(row, dict):
+            stamp, runtime = row.get("_timestamp"), row.get("_runtime")
+            if isinstance(stamp, int | float) and isinstance(runtime, int | float):
+                return float(stamp) - float(runtime)
+    return None
+
+
+def _wrapped_config(config: TrainingConfig) -> str:
+    wrapped = {key: {"value": value} for key, value in config.hyperparameters().items()}
+    wrapped["_wandb"] = {"value": {"t": {}}}
+    return json.dumps(wrapped)
+
+
+async def _resume_status(
+    session: WandBSession, entity: str, project: str, name: str
+) -> dict[str, Any] | None:
+    data = await session.client.graphql(
+        "RunResumeStatus", q.RUN_RESUME_STATUS,
+        {"project": project, "entity": entity, "name": name},
+    )
+    model = data.get("model") or {}
+    bucket = model.get("bucket")
+    return bucket if isinstance(bucket, dict) else None
+
+
+async def submit_job(session: WandBSession, run_id: str, config: TrainingConfig) -> str:
+    """Create run ``run_id`` (``UpsertBucket``), or resume it where the server is."""
+    entity = session.entity
+    project = config.project_name or session.settings.project
+    bucket = await _resume_status(session, entity, project, run_id)
+    summary: dict[str, Any] = {}
+    history_start = 0
+    run_start: float | None = None
+    if bucket is not None:
+        history_start = int(bucket.get("historyLineCount") or 0)
+        parsed = _json_field(bucket.get("summaryMetrics"))
+        summary = parsed if isinstance(parsed, dict) else {}
+        run_start = _run_start_from(bucket, summary)
+        logger.info("resuming W&B run %s/%s/%s at history line %d",
+                    entity, project, run_id, history_start)
+
+    data = await session.client.graphql("UpsertBucket", q.UPSERT_BUCKET, {
+        "name": run_id,
+        "project": project,
+        "entity": entity,
+        "config": _wrapped_config(config),
+        "tags": list(config.tags) or None,
+        "groupName": config.group,
+        "jobType": config.job_type,
+        "notes": config.notes,
+        "displayName": config.name,
+    })
+    upserted = ((data.get("upsertBucket") or {}).get("bucket")) or {}
+    project_node = upserted.get("project") or {}
+    existing = session.runs.get(run_id)
+    state = RunState(
+        name=str(upserted.get("name") or run_id),
+        entity=str((project_node.get("entity") or {}).get("name") or entity),
+        project=str(project_node.get("name") or project),
+        storage_id=upserted.get("id") or (bucket or {}).get("id"),
+        history_start=history_start,
+        run_start=run_start if run_start is not None else time.time(),
+        summary=summary,
+    )
+    if existing is not None and existing.name == state.name:
+        state.lines_sent = existing.lines_sent
+        state.summary = existing.summary or summary
+        state.run_start = existing.run_start
+        state.history_start = existing.history_start
+    session.runs[state.name] = state
+    return state.name
+
+
+async def _run_state(session: WandBSession, job_id: str) -> RunState:
+    """The session's state of ``job_id``, adopting a run created by another process."""
+    run = session.runs.get(job_id)
+    if run is not None:
+        return run
+    entity, project = session.location(job_id)
+    bucket = await _resume_status(session, entity, project, job_id)
+    if bucket is None:
+        raise PermanentError(f"W&B run {entity}/{project}/{job_id} does not exist")
+    parsed = _json_field(bucket.get("summaryMetrics"))
+    summary = parsed if isinstance(parsed, dict) else {}
+    run = RunState(
+        name=job_id, entity=entity, project=project, storage_id=bucket.get("id"),
+        history_start=int(bucket.get("historyLineCount") or 0),
+        run_start=_run_start_from(bucket, summary) or time.time(), summary=summary,
+    )
+    session.runs[job_id] = run
+    return run
+
+
+async def _post_lines(
+    session: WandBSession,
+    run: RunState,
+    lines: list[tuple[int, str]],
+    summary_line: str | None,
+) -> None:
+    """POST consecutive history lines (and the summary); halve the request on HTTP 413."""
+    files: dict[str, Any] = {}
+    if lines:
+        files[HISTORY_FILE] = {"offset": lines[0][0], "content": [line for _, line in lines]}
+    if summary_line is not None:
+        files[SUMMARY_FILE] = {"offset": 0, "content": [summary_line]}
+    try:
+        await session.client.file_stream(run.entity, run.project, run.name, {"files": files})
+    except PayloadTooLargeError:
+        if len(lines) > 1:
+            middle = len(lines) // 2
+            logger.info("W&B file_stream refused %d lines as too large; splitting", len(lines))
+            await _post_lines(session, run, lines[:middle], None)
+            await _post_lines(session, run, lines[middle:], summary_line)
+        elif lines and summary_line is not None:
+            await _post_lines(session, run, lines, None)
+            await _post_lines(session, run, [], summary_line)
+        else:
+            raise
+
+
+async def log_metrics(
+    session: WandBSession, job_id: str, records: Sequence[MetricRecord]
+) -> None:
+    """Send ``records`` as history lines at offset ``seq``, plus the whole summary."""
+    run = await _run_state(session, job_id)
+    fresh = [r for r in records if r.seq >= run.history_start]
+    if not fresh:
+        return
+    if run.lines_sent == 0 and run.history_start == 0:
+        run.run_start = min(run.run_start, fresh[0].timestamp)
+    rows = [history_line(r, run.run_start) for r in fresh]
+    summary = updated_summary(run.summary, rows)
+    lines = [(r.seq, encode_line(row)) for r, row in zip(fresh, rows, strict=True)]
+    chunks = list(split_by_size(lines))
+    summary_line = encode_line(summary)
+    if not chunks:
+        await _post_lines(session, run, [], summary_line)
+    for index, chunk in enumerate(chunks):
+        last = index == len(chunks) - 1
+        await _post_lines(session, run, chunk, summary_line if last else None)
+    run.summary = summary
+    run.lines_sent = max(run.lines_sent, fresh[-1].seq + 1)
+
+
+async def finish_job(session: WandBSession, job_id: str, status: JobStatus) -> None:
+    """Mark the run ended through file_stream ``complete``; ``KILLED`` stops it first."""
+    status = JobStatus(status)
+    if status not in _EXIT_CODES:
+        raise ValueError(f"finish_job accepts FINISHED, FAILED or KILLED, not {status.name}")
+    run = await _run_state(session, job_id)
+    if run.finished is status:
+        return
+    if status is JobStatus.KILLED:
+        if run.storage_id is None:
+            bucket = await _resume_status(session, run.entity, run.project, run.name)
+            run.storage_id = (bucket or {}).get("id")
+        if run.storage_id is None:
+            raise PermanentError(f"W&B run {run.name} has no storage id; cannot stop it")
+        await session.client.graphql("StopRun", q.STOP_RUN, {"id": run.storage_id})
+    await session.client.file_stream(
+        run.entity, run.project, run.name,
+        {"complete": True, "exitcode": _EXIT_CODES[status]},
+    )
+    run.finished = status
+
+
+async def get_job_status(session: WandBSession, job_id: str) -> JobStatus:
+    """The run's state (``RunState`` query)."""
+    entity, project = session.location(job_id)
+    data = await session.client.graphql(
+        "RunState", q.RUN_STATE, {"project": project, "entity": entity, "name": job_id}
+    )
+    run = (data.get("project") or {}).get("run")
+    if run is None:
+        raise UnknownJobError(job_id)
+    return map_state(run.get("state"))
+
+
+async def get_history(session: WandBSession, job_id: str) -> list[dict[str, Any]]:
+    """Every stored history row, ``_runtime`` left out (the contract's shape)."""
+    entity, project = session.location(job_id)
+    known = session.runs.get(job_id)
+    samples = max(_HISTORY_SAMPLES, known.lines_sent if known else 0)
+    data = await session.client.graphql("RunHistory", q.RUN_HISTORY, {
+        "project": project, "entity": entity, "name": job_id, "samples": samples,
+    })
+    run = (data.get("project") or {}).get("run")
+    if run is None:
+        raise UnknownJobError(job_id)
+    rows: list[dict[str, Any]] = []
+    for line in run.get("history") or []:
+        row = decode_line(line) if isinstance(line, str) else dict(line)
+        row.pop("_runtime", None)
+        row.pop("_wandb", None)
+        rows.append(row)
+    return rows
+
+
+async def compare(session: WandBSession, job_ids: Sequence[str]) -> Comparison:
+    """The runs side by side (``Runs`` query filtered by name), unknown ids left out."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for job_id in dict.fromkeys(job_ids):
+        groups.setdefault(session.location(job_id), []).append(job_id)
+    found: dict[str, RunSummary] = {}
+    for (entity, project), names in groups.items():
+        cursor: str | None = None
+        while True:
+            data = await session.client.graphql("Runs", q.RUNS, {
+                "project": project, "entity": entity, "cursor": cursor, "perPage": _RUNS_PAGE,
+                "filters": json.dumps({"name": {"$in": names}}),
+            })
+            runs = ((data.get("project") or {}).get("runs")) or {}
+            for edge in runs.get("edges") or []:
+                node = edge.get("node") or {}
+                name = node.get("name")
+                if name not in names:
+                    continue
+                summary = _json_field(node.get("summaryMetrics"))
+                found[name] = RunSummary(
+                    id=name,
+                    name=node.get("displayName"),
+                    state=map_state(node.get("state")),
+                    config=unwrap_config(node.get("config")),
+                    summary={k: v for k, v in (summary or {}).items() if not k.startswith("_")},
+                    url=session.settings.run_url(entity, project, name),
+                )
+            page = runs.get("pageInfo") or {}
+            cursor = page.get("endCursor")
+            if not page.get("hasNextPage") or not cursor:
+                break
+    entity, project = session.location(job_ids[0]) if job_ids else (
+        session.entity, session.settings.project)
+    return Comparison(
+        runs=[found[j] for j in dict.fromkeys(job_ids) if j in found],
+        url=f"{session.settings.project_url(entity, project)}/workspace",
+    )
