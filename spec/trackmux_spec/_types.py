@@ -269,7 +269,8 @@ class ConnectContext:
     """What the core hands a tracker's ``connect`` besides the credentials.
 
     :param data_dir: a directory for this tracker's own local files (created, private).
-    :param settings: this tracker's section of the configuration (``[trackers.NAME]``).
+    :param settings: this tracker's table of the configuration (``[NAME]`` in ``trackmux.toml``,
+        ``[tool.trackmux.NAME]`` in ``pyproject.toml``).
     """
 
     data_dir: Path

@@ -1,0 +1,502 @@
+"""The two public APIs over one engine: :class:`AsyncTracker` and :class:`Tracker`.
+
+Both own an :class:`~trackmux._engine.Engine` running on an event loop in a background
+thread (``trackmux-engine``). ``log_metrics`` goes straight to the engine's hot path from the
+caller's thread; everything else is a coroutine run on the engine's loop, awaited
+(``AsyncTracker``) or waited for (``Tracker``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pluggy
+
+from trackmux_spec import (
+    ArtifactSpec,
+    JobStatus,
+    PermanentError,
+    RetryableError,
+    TrackerClosedError,
+    TrainingConfig,
+)
+
+from ._config import Settings, load_settings
+from ._engine import DeliveryReport, Engine
+from ._plugins import get_plugin_manager, tracker_caller
+
+__all__ = ["AsyncTracker", "Tracker"]
+
+logger = logging.getLogger("trackmux")
+
+T = TypeVar("T")
+
+#: Seconds ``disconnect()`` (and interpreter exit) waits for delivery by default.
+DEFAULT_CLOSE_TIMEOUT = 30.0
+
+_ARTIFACT_ATTEMPTS = 5
+
+
+class _EngineThread:
+    """An event loop running forever in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._main, name="trackmux-engine", daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coro`` on the loop."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self) -> None:
+        """Stop the loop and end the thread."""
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if threading.current_thread() is not self.thread:
+            self.thread.join(timeout=5)
+            with contextlib.suppress(RuntimeError):
+                self.loop.close()
+
+
+_LIVE: weakref.WeakSet[_TrackerBase] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for tracker in list(_LIVE):
+        with contextlib.suppress(Exception):
+            tracker._close_blocking(DEFAULT_CLOSE_TIMEOUT, JobStatus.FINISHED)
+
+
+class _TrackerBase:
+    """What both APIs share: configuration, the engine, its thread, argument checking."""
+
+    def __init__(
+        self,
+        trackers: Sequence[str] | str | None = None,
+        *,
+        data_dir: str | os.PathLike[str] | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+        durability: str = "default",
+        batch_size: int = 100,
+        batch_interval: float = 5.0,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        plugin_manager: pluggy.PluginManager | None = None,
+    ) -> None:
+        self.settings: Settings = load_settings(trackers, data_dir=data_dir,
+                                                tracker_settings=settings)
+        pm = plugin_manager or get_plugin_manager()
+        hooks = [tracker_caller(pm, name) for name in self.settings.trackers]
+        self._engine = Engine(
+            pm, hooks, self.settings.data_dir,
+            tracker_settings=self.settings.tracker_settings,
+            durability=durability, batch_size=batch_size, batch_interval=batch_interval,
+        )
+        self._close_timeout = close_timeout
+        self._thread: _EngineThread | None = None
+        self._connected = False
+        self._closed = False
+        self._state_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "connected" if self._connected else "new"
+        return (f"<{type(self).__name__} trackers={list(self.settings.trackers)} "
+                f"data_dir={str(self.settings.data_dir)!r} {state}>")
+
+    @property
+    def trackers(self) -> tuple[str, ...]:
+        """The trackers this session delivers to, in configuration order."""
+        return self.settings.trackers
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _ensure_thread(self) -> _EngineThread:
+        if self._closed:
+            raise TrackerClosedError("this tracker is disconnected; create a new one")
+        if self._thread is None:
+            self._thread = _EngineThread()
+        return self._thread
+
+    def _wait(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return self._ensure_thread().submit(coro).result(timeout)
+
+    async def _connect(self, credentials: Mapping[str, Any] | None) -> None:
+        await self._engine.start(credentials)
+
+    def _after_connect(self) -> None:
+        self._connected = True
+        _LIVE.add(self)
+
+    def _close_blocking(self, timeout: float | None, status: JobStatus) -> DeliveryReport:
+        """Finish open runs, deliver what can be delivered within ``timeout``, stop the thread."""
+        with self._state_lock:
+            if self._closed or self._thread is None:
+                self._closed = True
+                return DeliveryReport()
+            self._closed = True
+        _LIVE.discard(self)
+        thread = self._thread
+        try:
+            if not self._connected:
+                return DeliveryReport()
+            return thread.submit(self._close(timeout, status)).result()
+        finally:
+            thread.stop()
+
+    async def _close(self, timeout: float | None, status: JobStatus) -> DeliveryReport:
+        engine = self._engine
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        for run_id, run in list(engine.runs.items()):
+            if run.final_status is None:
+                remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                await engine.finish(run_id, status, remaining)
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        return await engine.close(remaining)
+
+    @staticmethod
+    def _config(config: TrainingConfig | Mapping[str, Any] | None,
+                fields: dict[str, Any]) -> TrainingConfig:
+        if config is None:
+            return TrainingConfig(**fields)
+        if fields:
+            raise TypeError("pass either a TrainingConfig or keyword fields, not both")
+        if isinstance(config, TrainingConfig):
+            return config
+        if isinstance(config, Mapping):
+            return TrainingConfig.from_dict(config)
+        raise TypeError(f"config must be a TrainingConfig or a mapping, got {config!r}")
+
+    def _artifact(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None,
+                  job_id: str | None) -> tuple[str, Path, ArtifactSpec]:
+        target = Path(path)
+        if not target.exists():
+            raise FileNotFoundError(f"artifact path does not exist: {str(target)!r}")
+        meta = dict(metadata or {})
+        job = job_id or meta.pop("job_id", None)
+        meta.pop("job_id", None)
+        if job is None:
+            runs = list(self._engine.runs)
+            if len(runs) != 1:
+                raise ValueError(
+                    "upload_artifact needs the run: pass job_id= (or metadata['job_id']); "
+                    f"this session has {len(runs)} runs")
+            job = runs[0]
+        self._engine._run(job)  # UnknownJobError for a job of another session
+        name = meta.pop("name", None) or target.name
+        kind = meta.pop("type", None) or "artifact"
+        description = meta.pop("description", None)
+        spec = ArtifactSpec(name=str(name), type=str(kind),
+                            description=None if description is None else str(description),
+                            metadata=meta)
+        return job, target.resolve(), spec
+
+    async def _upload(self, job_id: str, path: Path, spec: ArtifactSpec) -> str:
+        engine = self._engine
+        workers = [w for w in engine.workers.values() if w.state != "failed"]
+        if not workers:
+            raise RuntimeError("upload failed: every tracker of this session has stopped")
+
+        async def upload(worker: Any) -> str:
+            for attempt in range(_ARTIFACT_ATTEMPTS):
+                try:
+                    job = engine.job_id_for(worker, job_id)
+                    return str(await worker.call("upload_artifact", session=worker.session,
+                                                 job_id=job, path=path, artifact=spec))
+                except (RetryableError, ConnectionError, TimeoutError) as exc:
+                    if attempt + 1 == _ARTIFACT_ATTEMPTS:
+                        raise RuntimeError(
+                            f"upload to {worker.name!r} failed after {_ARTIFACT_ATTEMPTS} "
+                            f"attempts: {exc}") from exc
+                    await asyncio.sleep(engine.backoff.delay(attempt, getattr(exc, "retry_after", None)))
+                except PermanentError as exc:
+                    raise RuntimeError(f"upload to {worker.name!r} failed: {exc}") from exc
+            raise AssertionError("unreachable")
+
+        results = await asyncio.gather(*(upload(w) for w in workers), return_exceptions=True)
+        for worker, result in zip(workers, results, strict=True):
+            if isinstance(result, BaseException) and worker is not workers[0]:
+                logger.error("artifact %r was not stored on tracker %r: %s",
+                             spec.name, worker.name, result)
+        first = results[0]
+        if isinstance(first, BaseException):
+            raise first
+        return first
+
+    async def _compare(self, job_ids: Sequence[str], tracker: str | None) -> dict[str, Any]:
+        engine = self._engine
+        worker = engine.worker(tracker)
+        jobs = [engine.job_id_for(worker, job) for job in job_ids]
+        comparison = await engine.call(worker.name, "compare", job_ids=jobs)
+        return comparison.to_dict()
+
+    async def _job_call(self, hook: str, job_id: str, tracker: str | None) -> Any:
+        engine = self._engine
+        worker = engine.worker(tracker)
+        return await engine.call(worker.name, hook, job_id=engine.job_id_for(worker, job_id))
+
+    def _run_url(self, job_id: str, tracker: str | None) -> str:
+        engine = self._engine
+        if not self._connected:
+            raise TrackerClosedError("connect() first")
+        worker = engine.worker(tracker)
+        caller = worker.hooks.caller("get_run_url")
+        return str(caller(session=worker.session, job_id=engine.job_id_for(worker, job_id)))
+
+    @staticmethod
+    def _final(exit_code: int) -> JobStatus:
+        if not isinstance(exit_code, int) or isinstance(exit_code, bool):
+            raise TypeError(f"exit_code must be an integer, got {exit_code!r}")
+        return JobStatus.FINISHED if exit_code == 0 else JobStatus.FAILED
+
+
+class AsyncTracker(_TrackerBase):
+    """Experiment tracking for asyncio code, with the reference document's API.
+
+    ::
+
+        async with trackmux.AsyncTracker() as tracker:      # trackers from the configuration
+            job_id = await tracker.submit_job(TrainingConfig(project_name="demo"))
+            await tracker.log_metrics(job_id, {"loss": 0.5}, step=1)
+
+    :param trackers: tracker names (``["wandb", "null"]``) or a comma list; ``None`` reads
+        ``TRACKMUX_TRACKERS``, then ``trackmux.toml`` / ``[tool.trackmux]``, then ``null``.
+    :param data_dir: where the journal and local trackers live (``TRACKMUX_DIR``).
+    :param settings: per-tracker settings, merged over the configuration file's tables.
+    :param durability: ``"default"`` (group commit every 50 ms: a killed process loses at
+        most what it logged in its last ~100 ms) or ``"fsync"`` (every call is on disk
+        before it returns; slower, see the README).
+    :param batch_size: records that trigger a batch (100).
+    :param batch_interval: seconds after which a batch leaves even if not full (5).
+    :param close_timeout: seconds ``disconnect()`` waits for delivery by default (30).
+    """
+
+    async def __aenter__(self) -> AsyncTracker:
+        if not self._connected:
+            await self.connect()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        status = JobStatus.FINISHED if exc_type is None else JobStatus.FAILED
+        await self._aclose(None, status)
+
+    async def _on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(self._ensure_thread().submit(coro))
+
+    async def connect(self, credentials: Mapping[str, Any] | None = None) -> None:
+        """Connect every configured tracker and check the credentials.
+
+        :param credentials: e.g. ``{"api_key": ..., "entity": ...}``, given to every tracker,
+            or one mapping per tracker name (``{"wandb": {...}}``).
+        :raises ValueError: invalid or rejected credentials.
+        :raises ConnectionError: a backend cannot be reached.
+        """
+        if self._connected:
+            return
+        await self._on_loop(self._connect(credentials))
+        self._after_connect()
+
+    async def submit_job(self, config: TrainingConfig | Mapping[str, Any] | None = None, *,
+                         run_id: str | None = None, **fields: Any) -> str:
+        """Create a run on every tracker and return its job id.
+
+        ``config`` is a :class:`TrainingConfig` (or its fields as keywords). ``run_id``
+        resumes or names a run; by default a fresh 8-character id.
+        """
+        training = self._config(config, fields)
+        if not self._connected:
+            await self.connect()
+        return await self._on_loop(self._engine.submit(training, run_id))
+
+    async def log_metrics(self, job_id: str, metrics: Mapping[str, Any],
+                          step: int | None = None) -> None:
+        """Record ``metrics`` at ``step`` (the run's last step + 1 if omitted).
+
+        Returns as soon as the values are validated and queued; delivery is batched in the
+        background. Raises ``TypeError``/``ValueError`` naming the offending key and value.
+        """
+        self._engine.log(job_id, metrics, step)
+
+    async def flush(self, timeout: float | None = None) -> DeliveryReport:
+        """Send everything logged so far; wait until delivered (or ``timeout`` seconds)."""
+        return await self._on_loop(self._engine.flush(timeout))
+
+    async def get_job_status(self, job_id: str, *, tracker: str | None = None) -> JobStatus:
+        """The run's state on ``tracker`` (the first configured one by default)."""
+        return await self._on_loop(self._job_call("get_job_status", job_id, tracker))  # type: ignore[no-any-return]
+
+    async def get_history(self, job_id: str, *, tracker: str | None = None) -> list[dict[str, Any]]:
+        """Every row the tracker stored for the run, with ``_step`` and ``_timestamp``."""
+        return await self._on_loop(self._job_call("get_history", job_id, tracker))  # type: ignore[no-any-return]
+
+    async def upload_artifact(self, path: str | os.PathLike[str],
+                              metadata: Mapping[str, Any] | None = None, *,
+                              job_id: str | None = None) -> str:
+        """Upload a file or a directory to every tracker; return the first tracker's id.
+
+        ``metadata`` may carry ``job_id``, ``name``, ``type`` and ``description``; the rest is
+        stored with the artifact. Raises ``FileNotFoundError`` for a missing path and
+        ``RuntimeError`` when the backend refuses.
+        """
+        job, target, spec = self._artifact(path, metadata, job_id)
+        return await self._on_loop(self._upload(job, target, spec))
+
+    async def download_artifact(self, artifact_id: str, target_dir: str | os.PathLike[str] = ".",
+                                *, tracker: str | None = None) -> Path:
+        """Download an artifact into ``target_dir`` (created if missing), checksums verified."""
+        target = Path(target_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        return await self._on_loop(self._engine.call(
+            tracker, "download_artifact", artifact_id=artifact_id, target_dir=target.resolve()))  # type: ignore[no-any-return]
+
+    async def compare_experiments(self, job_ids: Sequence[str], *,
+                                  tracker: str | None = None) -> dict[str, Any]:
+        """``{"runs": [{"id", "name", "state", "config", "summary", "url"}...], "url": ...}``."""
+        return await self._on_loop(self._compare(list(job_ids), tracker))
+
+    def get_run_url(self, job_id: str, *, tracker: str | None = None) -> str:
+        """Where to look at the run (no I/O, so no ``await``)."""
+        return self._run_url(job_id, tracker)
+
+    async def finish(self, job_id: str, exit_code: int = 0, *,
+                     timeout: float | None = None) -> DeliveryReport:
+        """End the run: deliver every record, then mark it finished (or failed if non-zero)."""
+        return await self._on_loop(self._engine.finish(job_id, self._final(exit_code), timeout))
+
+    async def cancel_job(self, job_id: str, *, timeout: float | None = None) -> DeliveryReport:
+        """Stop the run: every record already logged is still delivered; state ``KILLED``."""
+        return await self._on_loop(self._engine.finish(job_id, JobStatus.KILLED, timeout))
+
+    async def status(self) -> DeliveryReport:
+        """Where every tracker's delivery stands, without waiting."""
+        if not self._connected:
+            return DeliveryReport()
+        return await self._on_loop(self._report())
+
+    async def _report(self) -> DeliveryReport:
+        return self._engine.report()
+
+    async def disconnect(self, timeout: float | None = None) -> DeliveryReport:
+        """Finish open runs, deliver everything (up to ``timeout``, default 30 s), close.
+
+        What could not be delivered stays in the journal; ``trackmux sync`` sends it later.
+        """
+        return await self._aclose(timeout, JobStatus.FINISHED)
+
+    async def _aclose(self, timeout: float | None, status: JobStatus) -> DeliveryReport:
+        wait = self._close_timeout if timeout is None else timeout
+        return await asyncio.to_thread(self._close_blocking, wait, status)
+
+
+class Tracker(_TrackerBase):
+    """Experiment tracking for ordinary (synchronous) training loops.
+
+    ::
+
+        with trackmux.Tracker() as tracker:                 # trackers from the configuration
+            run = tracker.submit_job(project_name="demo", learning_rate=3e-4)
+            for step in range(1000):
+                tracker.log_metrics(run, {"loss": loss}, step=step)
+
+    The same parameters and methods as :class:`AsyncTracker`, without ``await``. It connects
+    on first use, so ``Tracker()`` with no arguments works.
+    """
+
+    def __enter__(self) -> Tracker:
+        self.connect()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        status = JobStatus.FINISHED if exc_type is None else JobStatus.FAILED
+        self._close_blocking(self._close_timeout, status)
+
+    def connect(self, credentials: Mapping[str, Any] | None = None) -> None:
+        """Connect every configured tracker (see :meth:`AsyncTracker.connect`)."""
+        if self._connected:
+            return
+        self._wait(self._connect(credentials))
+        self._after_connect()
+
+    def submit_job(self, config: TrainingConfig | Mapping[str, Any] | None = None, *,
+                   run_id: str | None = None, **fields: Any) -> str:
+        """Create a run on every tracker and return its job id."""
+        training = self._config(config, fields)
+        self.connect()
+        return self._wait(self._engine.submit(training, run_id))
+
+    def log_metrics(self, job_id: str, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Record ``metrics`` at ``step``; returns at once (see :meth:`AsyncTracker.log_metrics`)."""
+        self._engine.log(job_id, metrics, step)
+
+    def flush(self, timeout: float | None = None) -> DeliveryReport:
+        """Send everything logged so far; wait until delivered (or ``timeout`` seconds)."""
+        return self._wait(self._engine.flush(timeout))
+
+    def get_job_status(self, job_id: str, *, tracker: str | None = None) -> JobStatus:
+        """The run's state on ``tracker`` (the first configured one by default)."""
+        return self._wait(self._job_call("get_job_status", job_id, tracker))  # type: ignore[no-any-return]
+
+    def get_history(self, job_id: str, *, tracker: str | None = None) -> list[dict[str, Any]]:
+        """Every row the tracker stored for the run, with ``_step`` and ``_timestamp``."""
+        return self._wait(self._job_call("get_history", job_id, tracker))  # type: ignore[no-any-return]
+
+    def upload_artifact(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None,
+                        *, job_id: str | None = None) -> str:
+        """Upload a file or directory to every tracker; return the first tracker's id."""
+        job, target, spec = self._artifact(path, metadata, job_id)
+        return self._wait(self._upload(job, target, spec))
+
+    def download_artifact(self, artifact_id: str, target_dir: str | os.PathLike[str] = ".", *,
+                          tracker: str | None = None) -> Path:
+        """Download an artifact into ``target_dir``, checksums verified."""
+        target = Path(target_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        return self._wait(self._engine.call(tracker, "download_artifact", artifact_id=artifact_id,  # type: ignore[no-any-return]
+                                            target_dir=target.resolve()))
+
+    def compare_experiments(self, job_ids: Sequence[str], *,
+                            tracker: str | None = None) -> dict[str, Any]:
+        """``{"runs": [{"id", "name", "state", "config", "summary", "url"}...], "url": ...}``."""
+        return self._wait(self._compare(list(job_ids), tracker))
+
+    def get_run_url(self, job_id: str, *, tracker: str | None = None) -> str:
+        """Where to look at the run."""
+        return self._run_url(job_id, tracker)
+
+    def finish(self, job_id: str, exit_code: int = 0, *, timeout: float | None = None) -> DeliveryReport:
+        """End the run: deliver every record, then mark it finished (or failed if non-zero)."""
+        return self._wait(self._engine.finish(job_id, self._final(exit_code), timeout))
+
+    def cancel_job(self, job_id: str, *, timeout: float | None = None) -> DeliveryReport:
+        """Stop the run: every record already logged is still delivered; state ``KILLED``."""
+        return self._wait(self._engine.finish(job_id, JobStatus.KILLED, timeout))
+
+    def status(self) -> DeliveryReport:
+        """Where every tracker's delivery stands, without waiting."""
+        if not self._connected:
+            return DeliveryReport()
+        return self._wait(self._report())
+
+    async def _report(self) -> DeliveryReport:
+        return self._engine.report()
+
+    def disconnect(self, timeout: float | None = None) -> DeliveryReport:
+        """Finish open runs, deliver everything (up to ``timeout``, default 30 s), close."""
+        return self._close_blocking(self._close_timeout if timeout is None else timeout,
+                                    JobStatus.FINISHED)

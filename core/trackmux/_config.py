@@ -1,0 +1,126 @@
+"""Which trackers a run goes to, where local data lives, and each tracker's settings.
+
+Precedence, highest first: explicit arguments, the environment (``TRACKMUX_TRACKERS``, a
+comma list; ``TRACKMUX_DIR``), the nearest ``trackmux.toml`` or ``[tool.trackmux]`` in
+``pyproject.toml`` (searched from the working directory upwards), then the defaults: the
+offline tracker ``null`` and the per-user data directory of platformdirs.
+
+A configuration file looks like::
+
+    trackers = ["wandb", "null"]
+    data_dir = "/scratch/trackmux"      # optional
+
+    [wandb]                             # settings handed to that tracker's connect()
+    project = "my-peft-project"
+
+W&B's own switch keeps working: ``WANDB_MODE=offline`` (or ``dryrun``, ``disabled``) takes
+``wandb`` out of the list; the runs stay in the journal and ``trackmux sync`` sends them later.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from attrs import define, field
+
+__all__ = ["DEFAULT_TRACKERS", "Settings", "find_config_file", "load_settings"]
+
+DEFAULT_TRACKERS = ("null",)
+
+
+@define(frozen=True)
+class Settings:
+    """The resolved configuration of one tracker session."""
+
+    trackers: tuple[str, ...]
+    data_dir: Path
+    tracker_settings: Mapping[str, Mapping[str, Any]] = field(factory=dict)
+    source: str = "default"
+
+    def settings_for(self, tracker: str) -> dict[str, Any]:
+        """The table of ``tracker`` in the configuration file (empty if none)."""
+        return dict(self.tracker_settings.get(tracker, {}))
+
+
+def _parse_trackers(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        names = [part.strip() for part in value.split(",")]
+    elif isinstance(value, Sequence):
+        names = [str(part).strip() for part in value]
+    else:
+        raise ValueError(f"trackers in {where} must be a list of names, got {value!r}")
+    names = [name for name in names if name]
+    if not names:
+        raise ValueError(f"trackers in {where} is empty: name at least one tracker, got {value!r}")
+    return tuple(dict.fromkeys(names))
+
+
+def find_config_file(start: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The nearest ``trackmux.toml``, or ``pyproject.toml`` with ``[tool.trackmux]``."""
+    for directory in (start, *start.parents):
+        candidate = directory / "trackmux.toml"
+        if candidate.is_file():
+            return candidate, _read_toml(candidate)
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("trackmux")
+            if isinstance(table, dict):
+                return pyproject, table
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path} is not valid TOML: {exc}") from None
+
+
+def load_settings(
+    trackers: Sequence[str] | str | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    tracker_settings: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve the configuration (see the module docstring for the precedence)."""
+    env = os.environ if environ is None else environ
+    found = find_config_file(cwd or Path.cwd())
+    file_table: dict[str, Any] = found[1] if found else {}
+
+    if trackers is not None:
+        names, source = _parse_trackers(trackers, "the trackers argument"), "argument"
+    elif env.get("TRACKMUX_TRACKERS", "").strip():
+        names = _parse_trackers(env["TRACKMUX_TRACKERS"], "TRACKMUX_TRACKERS")
+        source = "TRACKMUX_TRACKERS"
+    elif found and "trackers" in file_table:
+        names, source = _parse_trackers(file_table["trackers"], str(found[0])), str(found[0])
+    else:
+        names, source = DEFAULT_TRACKERS, "default"
+
+    if env.get("WANDB_MODE", "").lower() in ("offline", "dryrun", "disabled") and "wandb" in names:
+        names = tuple(name for name in names if name != "wandb") or DEFAULT_TRACKERS
+
+    if data_dir is not None:
+        directory = Path(data_dir)
+    elif env.get("TRACKMUX_DIR"):
+        directory = Path(env["TRACKMUX_DIR"])
+    elif found and "data_dir" in file_table:
+        directory = (found[0].parent / str(file_table["data_dir"])).resolve()
+    else:
+        import platformdirs
+
+        directory = Path(platformdirs.user_data_dir("trackmux", appauthor=False))
+
+    per_tracker: dict[str, dict[str, Any]] = {
+        key: dict(value) for key, value in file_table.items() if isinstance(value, dict)
+    }
+    for name, values in (tracker_settings or {}).items():
+        per_tracker[name] = {**per_tracker.get(name, {}), **values}
+    return Settings(names, directory.expanduser(), per_tracker, source)

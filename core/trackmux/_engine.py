@@ -1,0 +1,780 @@
+"""The delivery engine: journal every record, then deliver it to each tracker exactly once.
+
+Shape (see docs/architecture.md)::
+
+    log()  ──validate, append──▶  run buffer (memory)
+                                      │  committer: group commit every 50 ms
+                                      ▼
+                                 journal (records.jsonl)          one file per run
+                                      │
+               ┌──────────────────────┼──────────────────────┐
+               ▼                      ▼                      ▼
+        worker "null"          worker "wandb"           worker ...     one per tracker
+        cursor, batches,       cursor, batches,                        (own cursor, own
+        backoff                backoff                                  retry state)
+
+* The hot path (:meth:`Engine.log`) validates, numbers and appends to a list under a lock. It
+  never waits on disk or network, except for backpressure when more than
+  ``max_buffer`` records wait for the committer, and with ``durability="fsync"``.
+* Workers and the committer run on one asyncio loop (in a background thread for the public
+  APIs). Blocking hooks run on one dedicated thread per tracker.
+* A batch leaves when ``batch_size`` records wait or the oldest waited ``batch_interval``
+  seconds; ``flush()``, ``finish()`` and ``close()`` send at once. A request carries all that
+  waits, up to the tracker's ``max_batch_records``.
+* Retryable errors back off (capped, jittered, ``retry_after`` honoured) and retry the same
+  batch; records carry their ``seq`` so a resent batch is not stored twice. A permanent
+  error stops that tracker only; its cursor stays where it was, for ``trackmux sync``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import inspect
+import logging
+import os
+import secrets
+import string
+import threading
+import time
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pluggy
+from attrs import define, field
+
+from trackmux_spec import (
+    ConnectContext,
+    JobStatus,
+    MetricRecord,
+    PermanentError,
+    RetryableError,
+    TrackerClosedError,
+    TrackerInfo,
+    TrainingConfig,
+    UnknownJobError,
+)
+
+from ._blocking import BlockingRunner, InlineRunner
+from ._files import make_private_dir
+from ._journal import Cursor, RecordReader, RunJournal, encode_records
+from ._metrics import normalize_metrics, normalize_step
+from ._plugins import TrackerHooks
+from ._retry import Backoff
+
+__all__ = ["DeliveryReport", "Engine", "TrackerStatus", "new_run_id"]
+
+logger = logging.getLogger("trackmux")
+
+_RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_run_id() -> str:
+    """A fresh run id: 8 characters of ``[a-z0-9]`` (the format W&B generates)."""
+    return "".join(secrets.choice(_RUN_ID_ALPHABET) for _ in range(8))
+
+
+_RUN_ID_FORBIDDEN = set(":;,#?/'\\ \t\n")
+
+
+def check_run_id(run_id: Any) -> str:
+    """Validate a user-chosen run id (W&B's rules, plus no path separators)."""
+    if not isinstance(run_id, str) or not run_id or run_id != run_id.strip() \
+            or _RUN_ID_FORBIDDEN & set(run_id) or run_id in (".", "..") or len(run_id) > 128:
+        raise ValueError(
+            f"run_id must be 1-128 characters without whitespace or any of :;,#?/'\\, "
+            f"got {run_id!r}"
+        )
+    return run_id
+
+
+@define
+class TrackerStatus:
+    """How far one tracker's delivery has come."""
+
+    name: str
+    state: str  # "ok", "retrying", "failed", "closed"
+    pending: int
+    behind_seconds: float
+    error: str | None = None
+
+
+@define
+class DeliveryReport:
+    """The state of every tracker after ``flush()``, ``finish()`` or ``disconnect()``."""
+
+    trackers: list[TrackerStatus] = field(factory=list)
+
+    @property
+    def delivered(self) -> bool:
+        """True when every tracker holds every record logged so far."""
+        return all(status.pending == 0 for status in self.trackers)
+
+    def __str__(self) -> str:
+        parts = []
+        for status in self.trackers:
+            text = f"{status.name}: {status.state}, {status.pending} pending"
+            if status.pending:
+                text += f" ({status.behind_seconds:.1f} s behind)"
+            if status.error:
+                text += f" - {status.error}"
+            parts.append(text)
+        return "; ".join(parts)
+
+
+class _Run:
+    """One run's state in the engine. Fields under ``# hot`` are guarded by the engine lock."""
+
+    def __init__(self, journal: RunJournal, now: float) -> None:
+        self.run_id = journal.run_id
+        self.journal = journal
+        # hot
+        self.buffer: list[tuple[int, int, float, dict[str, Any]]] = []
+        self.next_seq = journal.record_count
+        self.last_step = journal.last_step
+        self.final_status: JobStatus | None = (
+            JobStatus(journal.meta["final_status"]) if journal.meta.get("final_status") else None
+        )
+        # loop side
+        self.committed = journal.record_count
+        # records below commit_seqs[i] were committed at loop time commit_times[i]; records
+        # journaled by an earlier process count as committed when the run was attached
+        self.commit_seqs: list[int] = [self.committed] if self.committed else []
+        self.commit_times: list[float] = [now] if self.committed else []
+        self.config = TrainingConfig.from_dict(journal.meta.get("config") or {})
+
+    def committed_at(self, seq: int, default: float) -> float:
+        """Loop time at which record ``seq`` was committed."""
+        index = bisect.bisect_right(self.commit_seqs, seq)
+        if index >= len(self.commit_times):
+            return default
+        return self.commit_times[index]
+
+    def forget_commits_before(self, seq: int) -> None:
+        """Drop commit times of records below ``seq`` (every tracker has them)."""
+        index = bisect.bisect_right(self.commit_seqs, seq)
+        if index:
+            del self.commit_seqs[:index]
+            del self.commit_times[:index]
+
+
+class _Lane:
+    """One run as seen by one tracker's worker."""
+
+    def __init__(self, run: _Run, cursor: Cursor) -> None:
+        self.run = run
+        self.job_id: str | None = None
+        self.submitted = False
+        self.submit_waiter: asyncio.Future[None] | None = None
+        self.cursor = cursor
+        self.reader: RecordReader | None = None
+        self.in_flight: tuple[list[MetricRecord], Cursor] | None = None
+        self.last_send = float("-inf")
+        self.flush_until = 0
+        self.finished = False
+
+
+class _Worker:
+    """Delivers every run's records to one tracker."""
+
+    def __init__(self, engine: Engine, hooks: TrackerHooks, info: TrackerInfo) -> None:
+        self.engine = engine
+        self.name = hooks.name
+        self.hooks = hooks
+        self.info = info
+        self.session: object = None
+        self.lanes: dict[str, _Lane] = {}
+        self.state = "ok"
+        self.error: str | None = None
+        self.attempt = 0
+        self.retry_at = float("-inf")
+        self.stopping = False
+        self.wake = asyncio.Event()
+        self.progress = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.runner: BlockingRunner | InlineRunner = engine._make_runner(f"trackmux-{self.name}")
+
+    # -- calling hooks ------------------------------------------------------------
+
+    async def call(self, hook: str, **kwargs: Any) -> Any:
+        """Call this tracker's ``hook`` (with wrappers); blocking hooks run on its thread."""
+        caller = self.hooks.caller(hook)
+        if self.hooks.is_async(hook):
+            result = caller(**kwargs)
+        else:
+            result = await self.runner.run(self.engine.loop, partial(caller, **kwargs))
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    # -- runs -------------------------------------------------------------------------
+
+    def add_run(self, run: _Run) -> _Lane:
+        lane = _Lane(run, run.journal.read_cursor(self.name))
+        lane.finished = run.journal.tracker_finished(self.name)
+        lane.job_id = run.journal.tracker_job(self.name)
+        lane.submit_waiter = self.engine.loop.create_future()
+        self.lanes[run.run_id] = lane
+        self.wake.set()
+        return lane
+
+    def pending(self, lane: _Lane) -> int:
+        return max(0, lane.run.committed - lane.cursor[0])
+
+    def total_pending(self) -> int:
+        return sum(max(0, lane.run.next_seq - lane.cursor[0]) for lane in self.lanes.values())
+
+    def behind_seconds(self, now: float) -> float:
+        oldest = now
+        for lane in self.lanes.values():
+            if self.pending(lane):
+                oldest = min(oldest, lane.run.committed_at(lane.cursor[0], now))
+        return now - oldest
+
+    def status(self, now: float) -> TrackerStatus:
+        return TrackerStatus(self.name, self.state, self.total_pending(), self.behind_seconds(now),
+                             self.error)
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = self.engine.loop
+        while self.state != "failed":
+            now = loop.time()
+            if self.retry_at > now:
+                await self._wait(self.retry_at - now)
+                continue
+            action, due = self._next_action(now)
+            if action is None:
+                if self.stopping:
+                    return
+                await self._wait(None if due is None else max(0.0, due - now))
+                continue
+            try:
+                await action()
+            except RetryableError as exc:
+                self._retry_later(exc, exc.retry_after)
+            except (ConnectionError, TimeoutError) as exc:
+                self._retry_later(exc, None)
+            except PermanentError as exc:
+                self._fail(exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.exception("tracker %r raised an unexpected error", self.name)
+                self._fail(exc)
+            else:
+                if self.attempt:
+                    logger.info("tracker %r recovered after %d failed attempts",
+                                self.name, self.attempt)
+                self.attempt = 0
+                self.state = "ok"
+                self.error = None
+            self._signal_progress()
+
+    async def _wait(self, timeout: float | None) -> None:
+        self.wake.clear()
+        if timeout is None:
+            await self.wake.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout)
+
+    def _signal_progress(self) -> None:
+        self.progress.set()
+        self.progress = asyncio.Event()
+        self.engine._progress_changed()
+
+    def _retry_later(self, exc: BaseException, retry_after: float | None) -> None:
+        delay = self.engine.backoff.delay(self.attempt, retry_after)
+        self.attempt += 1
+        self.state = "retrying"
+        self.error = f"{type(exc).__name__}: {exc}"
+        self.retry_at = self.engine.loop.time() + delay
+        log = logger.warning if self.attempt in (1, 5) or self.attempt % 20 == 0 else logger.debug
+        log("tracker %r: %s; attempt %d, retrying in %.1f s", self.name, self.error,
+            self.attempt, delay)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.state = "failed"
+        self.error = f"{type(exc).__name__}: {exc}"
+        for lane in self.lanes.values():
+            if lane.submit_waiter is not None and not lane.submit_waiter.done():
+                lane.submit_waiter.set_exception(exc)
+                lane.submit_waiter.exception()  # mark retrieved; the caller may not wait
+        runs = ", ".join(self.lanes) or "no run"
+        logger.error(
+            "tracker %r stopped: %s. Nothing is lost: every record stays in the journal "
+            "(%s); deliver it later with `trackmux sync RUN --tracker %s`.",
+            self.name, self.error, runs, self.name,
+        )
+
+    def _next_action(self, now: float) -> tuple[Callable[[], Any] | None, float | None]:
+        engine = self.engine
+        soonest: float | None = None
+        for lane in self.lanes.values():
+            if not lane.submitted:
+                return partial(self._submit, lane), None
+            pending = self.pending(lane)
+            run = lane.run
+            if pending:
+                if lane.in_flight is not None or lane.cursor[0] < lane.flush_until \
+                        or self.stopping or run.final_status is not None:
+                    return partial(self._send, lane), None
+                oldest = run.committed_at(lane.cursor[0], now)
+                due = oldest + engine.batch_interval
+                if pending >= engine.batch_size:
+                    due = now
+                due = max(due, lane.last_send + self.info.min_batch_interval)
+                if due <= now:
+                    return partial(self._send, lane), None
+                soonest = due if soonest is None else min(soonest, due)
+            elif run.final_status is not None and not lane.finished \
+                    and run.committed >= run.next_seq:
+                return partial(self._finish, lane), None
+        return None, soonest
+
+    async def _submit(self, lane: _Lane) -> None:
+        run = lane.run
+        waiter = lane.submit_waiter
+        try:
+            job_id = await self.call("submit_job", session=self.session, run_id=run.run_id,
+                                     config=run.config)
+        except BaseException as exc:
+            if waiter is not None and not waiter.done():
+                if isinstance(exc, RetryableError | ConnectionError | TimeoutError):
+                    waiter.set_result(None)  # don't hold the caller: retried in the background
+                else:
+                    waiter.set_exception(exc)
+                    waiter.exception()  # retrieved: the tracker's failure is logged by _fail
+            raise
+        if not isinstance(job_id, str) or not job_id:
+            raise PermanentError(f"submit_job of tracker {self.name!r} returned {job_id!r}, "
+                                 f"not a job id")
+        if lane.job_id != job_id:
+            run.journal.set_tracker_job(self.name, job_id)
+        lane.job_id = job_id
+        lane.submitted = True
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _send(self, lane: _Lane) -> None:
+        if lane.in_flight is None:
+            if lane.reader is None:
+                lane.reader = lane.run.journal.reader(lane.cursor)
+            cap = max(self.engine.batch_size, self.info.max_batch_records)
+            count = min(self.pending(lane), self.info.max_batch_records, cap)
+            records, after = lane.reader.read(count)
+            if not records:
+                return
+            lane.in_flight = (records, after)
+        records, after = lane.in_flight
+        lane.last_send = self.engine.loop.time()
+        await self.call("log_metrics", session=self.session, job_id=lane.job_id, records=records)
+        lane.in_flight = None
+        lane.cursor = after
+        lane.run.journal.write_cursor(self.name, after)
+        self.engine.forget_commits(lane.run)
+
+    async def _finish(self, lane: _Lane) -> None:
+        status = lane.run.final_status
+        assert status is not None
+        await self.call("finish_job", session=self.session, job_id=lane.job_id, status=status)
+        lane.finished = True
+        lane.run.journal.set_tracker_finished(self.name)
+
+    def close_readers(self) -> None:
+        for lane in self.lanes.values():
+            if lane.reader is not None:
+                lane.reader.close()
+                lane.reader = None
+
+
+class Engine:
+    """Journals records and delivers them to every configured tracker (module docstring)."""
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        trackers: list[TrackerHooks],
+        data_dir: Path,
+        *,
+        tracker_settings: Mapping[str, Mapping[str, Any]] | None = None,
+        durability: str = "default",
+        batch_size: int = 100,
+        batch_interval: float = 5.0,
+        commit_interval: float = 0.05,
+        max_buffer: int = 100_000,
+        backoff: Backoff | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        blocking: str = "threads",
+    ) -> None:
+        if durability not in ("default", "fsync"):
+            raise ValueError(f"durability must be 'default' or 'fsync', got {durability!r}")
+        if blocking not in ("threads", "inline"):
+            raise ValueError(f"blocking must be 'threads' or 'inline', got {blocking!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        if batch_interval < 0:
+            raise ValueError(f"batch_interval must be >= 0, got {batch_interval!r}")
+        self.pm = pm
+        self.data_dir = data_dir
+        self.journal_root = data_dir / "journal"
+        self.tracker_settings = tracker_settings or {}
+        self.fsync = durability == "fsync"
+        self.batch_size = batch_size
+        self.batch_interval = batch_interval
+        self.commit_interval = commit_interval
+        self.max_buffer = max_buffer
+        self.backoff = backoff or Backoff()
+        self._wall = wall_clock
+        self._blocking = blocking
+        self._hooks = trackers
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.workers: dict[str, _Worker] = {}
+        self.runs: dict[str, _Run] = {}
+        self._lock = threading.Lock()  # guards the hot fields of every _Run, and _closed
+        self._write_lock = threading.Lock()  # one committer at a time, in seq order
+        self._commit_armed = False
+        self._closed = False
+        self._committer: BlockingRunner | InlineRunner | None = None
+        self._progress = None  # type: asyncio.Event | None
+
+    def _make_runner(self, name: str) -> BlockingRunner | InlineRunner:
+        return InlineRunner() if self._blocking == "inline" else BlockingRunner(name)
+
+    @property
+    def tracker_names(self) -> list[str]:
+        """The trackers this engine delivers to, in configuration order."""
+        return [hooks.name for hooks in self._hooks]
+
+    # -- life cycle (on the loop) ---------------------------------------------------------
+
+    async def start(self, credentials: Mapping[str, Any] | None) -> None:
+        """Connect every tracker (concurrently) and start its worker.
+
+        :raises ValueError: a tracker rejected the credentials.
+        :raises ConnectionError: a tracker's backend cannot be reached.
+        """
+        self.loop = asyncio.get_running_loop()
+        self._progress = asyncio.Event()
+        make_private_dir(self.data_dir)
+        self._committer = self._make_runner("trackmux-journal")
+        workers = [_Worker(self, hooks, hooks.info()) for hooks in self._hooks]
+        names = set(self.tracker_names)
+        creds = dict(credentials or {})
+        per_tracker = bool(creds) and set(creds) <= names and all(
+            isinstance(v, Mapping) for v in creds.values())
+
+        async def connect(worker: _Worker) -> None:
+            context = ConnectContext(
+                data_dir=make_private_dir(self.data_dir / "trackers" / worker.name),
+                settings=self.tracker_settings.get(worker.name, {}),
+            )
+            given = creds.get(worker.name, {}) if per_tracker else creds
+            worker.session = await worker.call("connect", credentials=given, context=context)
+
+        results = await asyncio.gather(*(connect(w) for w in workers), return_exceptions=True)
+        for worker, result in zip(workers, results, strict=True):
+            if isinstance(result, BaseException):
+                for other, other_result in zip(workers, results, strict=True):
+                    if not isinstance(other_result, BaseException):
+                        with contextlib.suppress(Exception):
+                            await other.call("disconnect", session=other.session)
+                    other.runner.close()
+                if isinstance(result, ValueError | ConnectionError):
+                    raise result
+                raise ConnectionError(
+                    f"tracker {worker.name!r} failed to connect: {type(result).__name__}: {result}"
+                ) from result
+        for worker in workers:
+            self.workers[worker.name] = worker
+            worker.task = self.loop.create_task(worker.run(), name=f"trackmux-{worker.name}")
+
+    async def close(self, timeout: float | None) -> DeliveryReport:
+        """Deliver what can be delivered within ``timeout`` seconds, then release everything."""
+        report = await self.flush(timeout)
+        with self._lock:
+            self._closed = True
+        for worker in self.workers.values():
+            worker.stopping = True
+            worker.wake.set()
+            if worker.task is not None:
+                worker.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await worker.task
+            with contextlib.suppress(Exception):
+                await worker.call("disconnect", session=worker.session)
+            worker.close_readers()
+            worker.runner.close()
+        for run in self.runs.values():
+            run.journal.close()
+        if self._committer is not None:
+            self._committer.close()
+        if not report.delivered:
+            logger.warning(
+                "trackmux closed with records not yet delivered (%s). They are kept in the "
+                "journal under %s; `trackmux sync` delivers them.", report, self.journal_root)
+        return report
+
+    # -- runs -------------------------------------------------------------------------
+
+    async def submit(self, config: TrainingConfig, run_id: str | None) -> str:
+        """Create a run (journal first), then submit it to every tracker.
+
+        Waits until each tracker created the run, failed for good, or failed once in a way
+        worth retrying (the retries go on in the background, so an outage does not hold
+        the training loop).
+        """
+        self._check_open()
+        if run_id is None:
+            while True:
+                run_id = new_run_id()
+                if not (self.journal_root / run_id).exists():
+                    break
+            journal = RunJournal.create(self.journal_root, run_id, config.to_dict())
+        else:
+            check_run_id(run_id)
+            if run_id in self.runs:
+                raise ValueError(f"run_id {run_id!r} is already active in this session")
+            if (self.journal_root / run_id).exists():
+                journal = RunJournal.open(self.journal_root, run_id)
+            else:
+                journal = RunJournal.create(self.journal_root, run_id, config.to_dict())
+        return await self._attach(journal)
+
+    async def resume(self, run_id: str) -> str:
+        """Attach a run already in the journal (another process's, or an offline one)."""
+        self._check_open()
+        if run_id in self.runs:
+            return run_id
+        journal = RunJournal.open(self.journal_root, check_run_id(run_id))
+        return await self._attach(journal)
+
+    async def _attach(self, journal: RunJournal) -> str:
+        run = _Run(journal, self.loop.time())
+        self.runs[run.run_id] = run
+        lanes = [worker.add_run(run) for worker in self.workers.values()
+                 if worker.state != "failed"]
+        waiters = [lane.submit_waiter for lane in lanes if lane.submit_waiter is not None]
+        results = await asyncio.gather(*waiters, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors and len(errors) == len(self.workers):
+            raise errors[0]
+        return run.run_id
+
+    def _run(self, run_id: str) -> _Run:
+        run = self.runs.get(run_id)
+        if run is None:
+            raise UnknownJobError(run_id)
+        return run
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TrackerClosedError("this tracker is disconnected; create a new one")
+
+    # -- the hot path (any thread) ------------------------------------------------------
+
+    def log(self, run_id: str, metrics: Any, step: Any = None) -> None:
+        """Accept one record: validate, number, append. Thread-safe; never blocks on I/O."""
+        values = normalize_metrics(metrics)
+        if step is not None:
+            step = normalize_step(step)
+        timestamp = self._wall()
+        run = self.runs.get(run_id)
+        if run is None:
+            raise UnknownJobError(run_id)
+        with self._lock:
+            if self._closed:
+                raise TrackerClosedError(f"cannot log to run {run_id!r}: the tracker is disconnected")
+            if run.final_status is not None:
+                raise ValueError(f"run {run_id!r} is {run.final_status.value}; it takes no more metrics")
+            if step is None:
+                step = run.last_step + 1
+            elif step < run.last_step:
+                raise ValueError(
+                    f"step {step} is less than run {run_id!r}'s current step {run.last_step}; "
+                    f"steps must not decrease"
+                )
+            run.last_step = step
+            seq = run.next_seq
+            run.next_seq = seq + 1
+            run.buffer.append((seq, step, timestamp, values))
+            waiting = len(run.buffer)
+            arm = not self._commit_armed
+            if arm:
+                self._commit_armed = True
+        if self.fsync or waiting >= self.max_buffer:
+            done = self._write_buffers()
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
+                self.loop.call_soon_threadsafe(self._on_committed, done)
+        elif arm:
+            self.loop.call_soon_threadsafe(self._arm_commit)
+
+    # -- the committer ------------------------------------------------------------------
+
+    def _arm_commit(self) -> None:
+        self.loop.call_later(self.commit_interval, self._commit_in_background)
+
+    def _commit_in_background(self) -> None:
+        if self._committer is not None:
+            future = self._committer.run(self.loop, self._write_buffers)
+            future.add_done_callback(self._committed_in_background)
+
+    def _committed_in_background(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            logger.error("trackmux could not write its journal: %s", future.exception())
+            return
+        self._on_committed(future.result())
+
+    def _write_buffers(self) -> list[tuple[_Run, int]]:
+        """Append every buffered record to its run's journal (any thread); return what moved."""
+        with self._write_lock:
+            with self._lock:
+                self._commit_armed = False
+                batches = [(run, run.buffer) for run in self.runs.values() if run.buffer]
+                for run, _ in batches:
+                    run.buffer = []
+            done = []
+            for run, records in batches:
+                run.journal.append(encode_records(records), len(records), records[-1][1],
+                                   fsync=self.fsync)
+                done.append((run, records[-1][0] + 1))
+        return done
+
+    def _on_committed(self, done: list[tuple[_Run, int]]) -> None:
+        now = self.loop.time()
+        for run, committed in done:
+            if committed > run.committed:
+                run.committed = committed
+                run.commit_seqs.append(committed)
+                run.commit_times.append(now)
+        for worker in self.workers.values():
+            worker.wake.set()
+
+    async def commit_now(self) -> None:
+        """Commit the buffers and wait until the workers can see the records."""
+        if self._committer is None:
+            return
+        self._on_committed(await self._committer.run(self.loop, self._write_buffers))
+
+    def forget_commits(self, run: _Run) -> None:
+        """Drop the commit times of records every tracker acknowledged."""
+        lowest = min((w.lanes[run.run_id].cursor[0] for w in self.workers.values()
+                      if run.run_id in w.lanes), default=run.committed)
+        run.forget_commits_before(lowest)
+
+    # -- flush, finish, status -------------------------------------------------------------
+
+    def _progress_changed(self) -> None:
+        if self._progress is not None:
+            self._progress.set()
+            self._progress = asyncio.Event()
+
+    async def flush(self, timeout: float | None = None, run_ids: list[str] | None = None) -> DeliveryReport:
+        """Send everything logged so far now; wait until delivered or ``timeout`` passes."""
+        await self.commit_now()
+        runs = [self._run(r) for r in run_ids] if run_ids else list(self.runs.values())
+        for worker in self.workers.values():
+            for run in runs:
+                lane = worker.lanes.get(run.run_id)
+                if lane is not None:
+                    lane.flush_until = max(lane.flush_until, run.committed)
+            worker.wake.set()
+        deadline = None if timeout is None else self.loop.time() + timeout
+
+        def done() -> bool:
+            for worker in self.workers.values():
+                if worker.state == "failed":
+                    continue
+                for run in runs:
+                    lane = worker.lanes.get(run.run_id)
+                    if lane is not None and (not lane.submitted or lane.cursor[0] < lane.flush_until):
+                        return False
+            return True
+
+        await self._wait_until(done, deadline)
+        return self.report()
+
+    async def finish(self, run_id: str, status: JobStatus, timeout: float | None) -> DeliveryReport:
+        """End a run: no more records; deliver the rest, then tell every tracker its state."""
+        run = self._run(run_id)
+        with self._lock:
+            if run.final_status is None:
+                run.final_status = status
+        run.journal.set_final_status(run.final_status.value)  # type: ignore[union-attr]
+        await self.commit_now()
+        for worker in self.workers.values():
+            worker.wake.set()
+        deadline = None if timeout is None else self.loop.time() + timeout
+
+        def done() -> bool:
+            return all(worker.state == "failed" or run_id not in worker.lanes
+                       or worker.lanes[run_id].finished for worker in self.workers.values())
+
+        await self._wait_until(done, deadline)
+        return self.report()
+
+    async def _wait_until(self, done: Callable[[], bool], deadline: float | None) -> None:
+        while not done():
+            assert self._progress is not None
+            event = self._progress
+            remaining = None if deadline is None else deadline - self.loop.time()
+            if remaining is not None and remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), remaining)
+
+    def report(self) -> DeliveryReport:
+        """Where every tracker's delivery stands."""
+        now = self.loop.time() if self.loop is not None else 0.0
+        return DeliveryReport([worker.status(now) for worker in self.workers.values()])
+
+    # -- calls answered by one tracker ----------------------------------------------------
+
+    def worker(self, tracker: str | None) -> _Worker:
+        """The worker of ``tracker`` (the first configured one if ``None``)."""
+        if tracker is None:
+            return next(iter(self.workers.values()))
+        try:
+            return self.workers[tracker]
+        except KeyError:
+            raise ValueError(
+                f"tracker {tracker!r} is not active in this session; active: "
+                f"{', '.join(self.workers)}") from None
+
+    def job_id_for(self, worker: _Worker, run_id: str) -> str:
+        """The job id ``worker``'s tracker knows ``run_id`` by."""
+        lane = worker.lanes.get(run_id)
+        if lane is not None and lane.job_id is not None:
+            return lane.job_id
+        if lane is None and (self.journal_root / run_id / "run.json").is_file():
+            with contextlib.suppress(LookupError, ValueError, OSError):
+                job = RunJournal.open(self.journal_root, run_id).tracker_job(worker.name)
+                if job:
+                    return job
+        if lane is not None:
+            raise UnknownJobError(run_id)
+        return run_id
+
+    async def call(self, tracker: str | None, hook: str, **kwargs: Any) -> Any:
+        """Call ``hook`` of one tracker with its session."""
+        self._check_open()
+        worker = self.worker(tracker)
+        return await worker.call(hook, session=worker.session, **kwargs)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,40 @@
+"""Private files: every directory trackmux creates is 0700 and every file 0600."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["make_private_dir", "open_private", "read_json", "write_json_atomic"]
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) readable by the user only; return it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def open_private(path: Path, mode: str = "ab"):  # type: ignore[no-untyped-def]
+    """Open ``path`` for appending (or ``mode``), creating it with permissions 0600."""
+    flags = os.O_CREAT | (os.O_RDWR if "+" in mode else os.O_WRONLY)
+    if "a" in mode:
+        flags |= os.O_APPEND
+    fd = os.open(path, flags, 0o600)
+    return os.fdopen(fd, mode)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Replace ``path`` with ``data`` as JSON, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file written by :func:`write_json_atomic`."""
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
