@@ -15,16 +15,27 @@ KEY = "a" * 40
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
-    for name in ("WANDB_API_KEY", "WANDB_ENTITY", "WANDB_BASE_URL", "WANDB_PROJECT",
-                 "WANDB_APP_URL", "WANDB_HTTP_TIMEOUT"):
+    for name in (
+        "WANDB_API_KEY",
+        "WANDB_ENTITY",
+        "WANDB_BASE_URL",
+        "WANDB_PROJECT",
+        "WANDB_APP_URL",
+        "WANDB_HTTP_TIMEOUT",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "absent-netrc"))
     monkeypatch.setenv("HOME", str(tmp_path))
 
 
-@pytest.mark.parametrize("key", [
-    "a" * 40, "local-" + "A_9" * 14, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "a" * 40,
+        "local-" + "A_9" * 14,
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
+    ],
+)
 def test_well_formed_keys_are_accepted(key):
     assert check_api_key(key) == key
 
@@ -80,12 +91,15 @@ def test_key_is_not_in_the_settings_repr():
     assert KEY not in repr(s)
 
 
-@pytest.mark.parametrize(("api", "app"), [
-    ("https://api.wandb.ai", "https://wandb.ai"),
-    ("https://api.wandb.test", "https://wandb.test"),
-    ("https://api.acme.com", "https://app.acme.com"),
-    ("http://localhost:8080/", "http://localhost:8080"),
-])
+@pytest.mark.parametrize(
+    ("api", "app"),
+    [
+        ("https://api.wandb.ai", "https://wandb.ai"),
+        ("https://api.wandb.test", "https://wandb.test"),
+        ("https://api.acme.com", "https://app.acme.com"),
+        ("http://localhost:8080/", "http://localhost:8080"),
+    ],
+)
 def test_app_url_is_derived_like_the_sdk(api, app):
     assert api_to_app_url(api) == app
 

@@ -16,8 +16,12 @@ from trackmux_wandb._manifest import artifact_digest, b64_md5, safe_destination,
 
 
 def _response(status, headers=None, body=b"{}"):
-    return httpx.Response(status, headers=headers, content=body,
-                          request=httpx.Request("POST", "https://api.wandb.ai/graphql"))
+    return httpx.Response(
+        status,
+        headers=headers,
+        content=body,
+        request=httpx.Request("POST", "https://api.wandb.ai/graphql"),
+    )
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 418])
@@ -70,8 +74,8 @@ def test_split_by_size_keeps_offsets_consecutive_and_under_the_limit():
 def test_digests_match_the_sdk():
     assert b64_md5(b"") == "1B2M2Y8AsgTpgAmY7PhCfg=="
     import hashlib
-    expected = hashlib.md5(
-        b"wandb-artifact-manifest-v1\na.txt:AAA=\nb/c.txt:BBB=\n").hexdigest()
+
+    expected = hashlib.md5(b"wandb-artifact-manifest-v1\na.txt:AAA=\nb/c.txt:BBB=\n").hexdigest()
     assert artifact_digest([("b/c.txt", "BBB="), ("a.txt", "AAA=")]) == expected
 
 
@@ -80,9 +84,18 @@ def test_collection_names_are_sanitised():
     assert sanitize_name("///") == "artifact"
 
 
-@pytest.mark.parametrize("name", [
-    "../evil", "a/../../evil", "/etc/passwd", "C:\\evil", "\\\\server\\share", "", "..",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../evil",
+        "a/../../evil",
+        "/etc/passwd",
+        "C:\\evil",
+        "\\\\server\\share",
+        "",
+        "..",
+    ],
+)
 def test_escaping_paths_are_refused(tmp_path, name):
     with pytest.raises(ValueError):
         safe_destination(tmp_path, name)

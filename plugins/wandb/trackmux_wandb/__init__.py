@@ -88,8 +88,10 @@ async def connect(credentials: Mapping[str, Any], context: ConnectContext) -> Wa
     """
     settings = resolve_settings(credentials, context.settings)
     client = WandBClient(
-        settings.base_url, settings.api_key,
-        timeout=settings.timeout, transport=settings.transport,
+        settings.base_url,
+        settings.api_key,
+        timeout=settings.timeout,
+        transport=settings.transport,
     )
     try:
         data = await client.graphql("Viewer", q.VIEWER)
@@ -100,7 +102,9 @@ async def connect(credentials: Mapping[str, Any], context: ConnectContext) -> Wa
         await client.aclose()
         if getattr(exc, "status_code", None) in (401, 403):
             raise ValueError(f"W&B rejected the API key ({exc})") from None
-        raise ConnectionError(f"W&B at {settings.base_url} refused the login check: {exc}") from None
+        raise ConnectionError(
+            f"W&B at {settings.base_url} refused the login check: {exc}"
+        ) from None
     viewer = data.get("viewer")
     if not viewer:
         await client.aclose()
@@ -166,9 +170,7 @@ async def compare(session: object, job_ids: Sequence[str]) -> Comparison:
 
 
 @hookimpl
-async def upload_artifact(
-    session: object, job_id: str, path: Path, artifact: ArtifactSpec
-) -> str:
+async def upload_artifact(session: object, job_id: str, path: Path, artifact: ArtifactSpec) -> str:
     """Log a file or directory as one W&B artifact; returns the artifact id."""
     return await _artifacts.upload_artifact(_session(session), job_id, path, artifact)
 

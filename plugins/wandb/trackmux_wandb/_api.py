@@ -32,7 +32,6 @@ __all__ = ["WandBClient"]
 logger = logging.getLogger("trackmux.wandb")
 
 _USER_AGENT = "trackmux-wandb"
-_FILE_STREAM_TIMEOUT = 180.0
 
 
 class _BaseUrlBasicAuth(httpx.Auth):
@@ -66,7 +65,7 @@ class WandBClient:
 
     :param base_url: the API URL, e.g. ``https://api.wandb.ai``.
     :param api_key: the W&B API key (never logged, never put in a message).
-    :param timeout: per-attempt timeout for GraphQL and storage requests, in seconds.
+    :param timeout: per-request timeout (connect, read, write, pool), in seconds.
     :param transport: an httpx transport for both clients (tests pass a MockTransport).
     """
 
@@ -177,7 +176,6 @@ class WandBClient:
             "file_stream",
             content=content,
             headers={"Content-Type": "application/json"},
-            timeout=max(self._api.timeout.read or 0.0, _FILE_STREAM_TIMEOUT),
         )
         self._note_rate_limit(response.headers)
         try:

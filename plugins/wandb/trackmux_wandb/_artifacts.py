@@ -9,6 +9,7 @@ names it, e.g. ``"createArtifactFiles failed: W&B CreateArtifactFiles failed: HT
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -77,7 +78,9 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
-async def _put_file(session: WandBSession, url: str, headers: dict[str, str], entry: FileEntry) -> None:
+async def _put_file(
+    session: WandBSession, url: str, headers: dict[str, str], entry: FileEntry
+) -> None:
     headers = {**headers, "Content-Length": str(entry.size)}
     await session.client.put_storage(url, _file_chunks(entry.local), headers, "storage upload")
 
@@ -97,22 +100,29 @@ async def upload_artifact(
     collection = sanitize_name(artifact.name)
     digest = artifact_digest((e.name, e.digest) for e in entries)
 
-    created = await _step(session, "createArtifact", lambda: client.graphql(
-        "CreateArtifact", q.CREATE_ARTIFACT, {
-            "entityName": entity,
-            "projectName": project,
-            "artifactTypeName": artifact.type,
-            "artifactCollectionName": collection,
-            "runName": job_id,
-            "digest": digest,
-            "digestAlgorithm": "MANIFEST_MD5",
-            "description": artifact.description,
-            "metadata": json.dumps(dict(artifact.metadata)),
-            "aliases": [{"artifactCollectionName": collection, "alias": "latest"}],
-            "clientID": uuid.uuid4().hex,
-            "sequenceClientID": uuid.uuid4().hex,
-            "enableDigestDeduplication": True,
-        }))
+    created = await _step(
+        session,
+        "createArtifact",
+        lambda: client.graphql(
+            "CreateArtifact",
+            q.CREATE_ARTIFACT,
+            {
+                "entityName": entity,
+                "projectName": project,
+                "artifactTypeName": artifact.type,
+                "artifactCollectionName": collection,
+                "runName": job_id,
+                "digest": digest,
+                "digestAlgorithm": "MANIFEST_MD5",
+                "description": artifact.description,
+                "metadata": json.dumps(dict(artifact.metadata)),
+                "aliases": [{"artifactCollectionName": collection, "alias": "latest"}],
+                "clientID": uuid.uuid4().hex,
+                "sequenceClientID": uuid.uuid4().hex,
+                "enableDigestDeduplication": True,
+            },
+        ),
+    )
     node = (created.get("createArtifact") or {}).get("artifact") or {}
     artifact_id = node.get("id")
     if not artifact_id:
@@ -135,21 +145,39 @@ async def upload_artifact(
             "includeUpload": include_upload,
         }
 
-    made = await _step(session, "createArtifactManifest", lambda: client.graphql(
-        "CreateArtifactManifest", q.CREATE_ARTIFACT_MANIFEST, manifest_vars("", False)))
-    manifest_id = ((made.get("createArtifactManifest") or {}).get("artifactManifest") or {}).get("id")
+    made = await _step(
+        session,
+        "createArtifactManifest",
+        lambda: client.graphql(
+            "CreateArtifactManifest", q.CREATE_ARTIFACT_MANIFEST, manifest_vars("", False)
+        ),
+    )
+    manifest_id = ((made.get("createArtifactManifest") or {}).get("artifactManifest") or {}).get(
+        "id"
+    )
     if not manifest_id:
         raise RuntimeError("createArtifactManifest failed: the server returned no manifest id")
 
-    files = await _step(session, "createArtifactFiles", lambda: client.graphql(
-        "CreateArtifactFiles", q.CREATE_ARTIFACT_FILES, {
-            "storageLayout": "V2",
-            "artifactFiles": [
-                {"artifactID": artifact_id, "artifactManifestID": manifest_id,
-                 "name": e.name, "md5": e.digest}
-                for e in entries
-            ],
-        }))
+    files = await _step(
+        session,
+        "createArtifactFiles",
+        lambda: client.graphql(
+            "CreateArtifactFiles",
+            q.CREATE_ARTIFACT_FILES,
+            {
+                "storageLayout": "V2",
+                "artifactFiles": [
+                    {
+                        "artifactID": artifact_id,
+                        "artifactManifestID": manifest_id,
+                        "name": e.name,
+                        "md5": e.digest,
+                    }
+                    for e in entries
+                ],
+            },
+        ),
+    )
     edges = (((files.get("createArtifactFiles") or {}).get("files") or {}).get("edges")) or []
     if len(edges) != len(entries):
         raise RuntimeError(
@@ -163,24 +191,39 @@ async def upload_artifact(
         if url is None:
             continue
         headers = _parse_headers(file_node.get("uploadHeaders"))
-        await _step(session, f"upload of {entry.name}",
-                    lambda url=url, headers=headers, entry=entry: _put_file(
-                        session, url, headers, entry))
+        await _step(
+            session,
+            f"upload of {entry.name}",
+            functools.partial(_put_file, session, url, headers, entry),
+        )
 
     manifest = manifest_json(entries, birth_ids)
-    final = await _step(session, "createArtifactManifest", lambda: client.graphql(
-        "CreateArtifactManifest", q.CREATE_ARTIFACT_MANIFEST,
-        manifest_vars(b64_md5(manifest), True)))
-    manifest_file = (((final.get("createArtifactManifest") or {}).get("artifactManifest") or {})
-                     .get("file") or {})
+    final = await _step(
+        session,
+        "createArtifactManifest",
+        lambda: client.graphql(
+            "CreateArtifactManifest",
+            q.CREATE_ARTIFACT_MANIFEST,
+            manifest_vars(b64_md5(manifest), True),
+        ),
+    )
+    manifest_file = ((final.get("createArtifactManifest") or {}).get("artifactManifest") or {}).get(
+        "file"
+    ) or {}
     upload_url = manifest_file.get("uploadUrl")
     if upload_url:
         headers = _parse_headers(manifest_file.get("uploadHeaders"))
-        await _step(session, "manifest upload", lambda: client.put_storage(
-            upload_url, manifest, headers, "manifest upload"))
+        await _step(
+            session,
+            "manifest upload",
+            lambda: client.put_storage(upload_url, manifest, headers, "manifest upload"),
+        )
 
-    await _step(session, "commitArtifact", lambda: client.graphql(
-        "CommitArtifact", q.COMMIT_ARTIFACT, {"artifactID": artifact_id}))
+    await _step(
+        session,
+        "commitArtifact",
+        lambda: client.graphql("CommitArtifact", q.COMMIT_ARTIFACT, {"artifactID": artifact_id}),
+    )
     logger.info("W&B artifact %s committed (%d files)", collection, len(entries))
     return str(artifact_id)
 
@@ -197,16 +240,20 @@ async def download_artifact(session: WandBSession, artifact_id: str, target_dir:
     """
     client = session.client
     target_dir = Path(target_dir)
-    found = await _step(session, "artifactManifest", lambda: client.graphql(
-        "ArtifactManifest", q.ARTIFACT_MANIFEST, {"id": artifact_id}))
+    found = await _step(
+        session,
+        "artifactManifest",
+        lambda: client.graphql("ArtifactManifest", q.ARTIFACT_MANIFEST, {"id": artifact_id}),
+    )
     node = found.get("artifact")
     if node is None:
         raise UnknownJobError(artifact_id)
     direct_url = (((node.get("currentManifest") or {}).get("file")) or {}).get("directUrl")
     if not direct_url:
         raise RuntimeError("artifactManifest failed: the artifact has no manifest")
-    raw = await _step(session, "manifest download",
-                      lambda: client.get_storage(direct_url, "manifest download"))
+    raw = await _step(
+        session, "manifest download", lambda: client.get_storage(direct_url, "manifest download")
+    )
     try:
         contents = json.loads(raw)["contents"]
         if not isinstance(contents, dict):
@@ -219,19 +266,34 @@ async def download_artifact(session: WandBSession, artifact_id: str, target_dir:
     urls: dict[str, str] = {}
     names = list(contents)
     for start in range(0, len(names), _URL_BATCH):
-        batch = names[start:start + _URL_BATCH]
+        batch = names[start : start + _URL_BATCH]
         entries = [
-            {"name": n, "digest": contents[n].get("digest"),
-             "birthArtifactID": contents[n].get("birthArtifactID"), "size": contents[n].get("size")}
+            {
+                "name": n,
+                "digest": contents[n].get("digest"),
+                "birthArtifactID": contents[n].get("birthArtifactID"),
+                "size": contents[n].get("size"),
+            }
             for n in batch
         ]
-        answer = await _step(session, "artifactFileURLs", lambda entries=entries: client.graphql(
-            "ArtifactFileURLsByManifestEntries", q.ARTIFACT_FILE_URLS, {
-                "id": artifact_id, "storageLayout": "V2", "manifestVersion": "1",
-                "entries": entries,
-            }))
-        edges = ((((answer.get("artifact") or {}).get("filesByManifestEntries")) or {})
-                 .get("edges")) or []
+        answer = await _step(
+            session,
+            "artifactFileURLs",
+            functools.partial(
+                client.graphql,
+                "ArtifactFileURLsByManifestEntries",
+                q.ARTIFACT_FILE_URLS,
+                {
+                    "id": artifact_id,
+                    "storageLayout": "V2",
+                    "manifestVersion": "1",
+                    "entries": entries,
+                },
+            ),
+        )
+        edges = (
+            (((answer.get("artifact") or {}).get("filesByManifestEntries")) or {}).get("edges")
+        ) or []
         for edge in edges:
             file_node = edge.get("node") or {}
             if file_node.get("name") in contents and file_node.get("directUrl"):
@@ -244,11 +306,17 @@ async def download_artifact(session: WandBSession, artifact_id: str, target_dir:
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(dest.name + ".part")
         try:
-            got = await _step(session, f"download of {name}",
-                              lambda name=name, partial=partial: client.download_storage(
-                                  urls[name], partial, f"download of {name}"))
+            got = await _step(
+                session,
+                f"download of {name}",
+                functools.partial(
+                    client.download_storage, urls[name], partial, f"download of {name}"
+                ),
+            )
             if got != contents[name].get("digest"):
-                raise RuntimeError(f"checksum mismatch for {name!r}: the MD5 differs from the manifest")
+                raise RuntimeError(
+                    f"checksum mismatch for {name!r}: the MD5 differs from the manifest"
+                )
             os.replace(partial, dest)
         finally:
             partial.unlink(missing_ok=True)

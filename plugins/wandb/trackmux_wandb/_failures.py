@@ -62,9 +62,7 @@ def _server_message(response: httpx.Response) -> str:
     return ""
 
 
-def error_for_response(
-    response: httpx.Response, operation: str
-) -> RetryableError | PermanentError:
+def error_for_response(response: httpx.Response, operation: str) -> RetryableError | PermanentError:
     """The exception to raise for a non-2xx ``response`` to ``operation``.
 
     The HTTP status is kept on the exception as ``status_code``.

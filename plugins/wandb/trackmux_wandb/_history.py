@@ -60,7 +60,9 @@ def history_line(record: MetricRecord, run_start: float) -> dict[str, Any]:
     return row
 
 
-def updated_summary(summary: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def updated_summary(
+    summary: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
     """``summary`` with the last value of every key of ``rows`` (a new dict)."""
     out = dict(summary)
     for row in rows:
@@ -81,8 +83,9 @@ def split_by_size(
     for offset, line in lines:
         length = len(line.encode()) + 4
         if length > MAX_LINE_BYTES:
-            logger.warning("dropping W&B history line %d: %d bytes is over the limit",
-                           offset, length)
+            logger.warning(
+                "dropping W&B history line %d: %d bytes is over the limit", offset, length
+            )
             if chunk:
                 yield chunk
             chunk, size = [], _ENVELOPE_BYTES

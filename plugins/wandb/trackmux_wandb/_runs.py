@@ -123,7 +123,8 @@ async def _resume_status(
     session: WandBSession, entity: str, project: str, name: str
 ) -> dict[str, Any] | None:
     data = await session.client.graphql(
-        "RunResumeStatus", q.RUN_RESUME_STATUS,
+        "RunResumeStatus",
+        q.RUN_RESUME_STATUS,
         {"project": project, "entity": entity, "name": name},
     )
     model = data.get("model") or {}
@@ -144,20 +145,25 @@ async def submit_job(session: WandBSession, run_id: str, config: TrainingConfig)
         parsed = _json_field(bucket.get("summaryMetrics"))
         summary = parsed if isinstance(parsed, dict) else {}
         run_start = _run_start_from(bucket, summary)
-        logger.info("resuming W&B run %s/%s/%s at history line %d",
-                    entity, project, run_id, history_start)
+        logger.info(
+            "resuming W&B run %s/%s/%s at history line %d", entity, project, run_id, history_start
+        )
 
-    data = await session.client.graphql("UpsertBucket", q.UPSERT_BUCKET, {
-        "name": run_id,
-        "project": project,
-        "entity": entity,
-        "config": _wrapped_config(config),
-        "tags": list(config.tags) or None,
-        "groupName": config.group,
-        "jobType": config.job_type,
-        "notes": config.notes,
-        "displayName": config.name,
-    })
+    data = await session.client.graphql(
+        "UpsertBucket",
+        q.UPSERT_BUCKET,
+        {
+            "name": run_id,
+            "project": project,
+            "entity": entity,
+            "config": _wrapped_config(config),
+            "tags": list(config.tags) or None,
+            "groupName": config.group,
+            "jobType": config.job_type,
+            "notes": config.notes,
+            "displayName": config.name,
+        },
+    )
     upserted = ((data.get("upsertBucket") or {}).get("bucket")) or {}
     project_node = upserted.get("project") or {}
     existing = session.runs.get(run_id)
@@ -191,9 +197,13 @@ async def _run_state(session: WandBSession, job_id: str) -> RunState:
     parsed = _json_field(bucket.get("summaryMetrics"))
     summary = parsed if isinstance(parsed, dict) else {}
     run = RunState(
-        name=job_id, entity=entity, project=project, storage_id=bucket.get("id"),
+        name=job_id,
+        entity=entity,
+        project=project,
+        storage_id=bucket.get("id"),
         history_start=int(bucket.get("historyLineCount") or 0),
-        run_start=_run_start_from(bucket, summary) or time.time(), summary=summary,
+        run_start=_run_start_from(bucket, summary) or time.time(),
+        summary=summary,
     )
     session.runs[job_id] = run
     return run
@@ -226,9 +236,7 @@ async def _post_lines(
             raise
 
 
-async def log_metrics(
-    session: WandBSession, job_id: str, records: Sequence[MetricRecord]
-) -> None:
+async def log_metrics(session: WandBSession, job_id: str, records: Sequence[MetricRecord]) -> None:
     """Send ``records`` as history lines at offset ``seq``, plus the whole summary."""
     run = await _run_state(session, job_id)
     fresh = [r for r in records if r.seq >= run.history_start]
@@ -266,7 +274,9 @@ async def finish_job(session: WandBSession, job_id: str, status: JobStatus) -> N
             raise PermanentError(f"W&B run {run.name} has no storage id; cannot stop it")
         await session.client.graphql("StopRun", q.STOP_RUN, {"id": run.storage_id})
     await session.client.file_stream(
-        run.entity, run.project, run.name,
+        run.entity,
+        run.project,
+        run.name,
         {"complete": True, "exitcode": _EXIT_CODES[status]},
     )
     run.finished = status
@@ -289,9 +299,16 @@ async def get_history(session: WandBSession, job_id: str) -> list[dict[str, Any]
     entity, project = session.location(job_id)
     known = session.runs.get(job_id)
     samples = max(_HISTORY_SAMPLES, known.lines_sent if known else 0)
-    data = await session.client.graphql("RunHistory", q.RUN_HISTORY, {
-        "project": project, "entity": entity, "name": job_id, "samples": samples,
-    })
+    data = await session.client.graphql(
+        "RunHistory",
+        q.RUN_HISTORY,
+        {
+            "project": project,
+            "entity": entity,
+            "name": job_id,
+            "samples": samples,
+        },
+    )
     run = (data.get("project") or {}).get("run")
     if run is None:
         raise UnknownJobError(job_id)
@@ -313,10 +330,17 @@ async def compare(session: WandBSession, job_ids: Sequence[str]) -> Comparison:
     for (entity, project), names in groups.items():
         cursor: str | None = None
         while True:
-            data = await session.client.graphql("Runs", q.RUNS, {
-                "project": project, "entity": entity, "cursor": cursor, "perPage": _RUNS_PAGE,
-                "filters": json.dumps({"name": {"$in": names}}),
-            })
+            data = await session.client.graphql(
+                "Runs",
+                q.RUNS,
+                {
+                    "project": project,
+                    "entity": entity,
+                    "cursor": cursor,
+                    "perPage": _RUNS_PAGE,
+                    "filters": json.dumps({"name": {"$in": names}}),
+                },
+            )
             runs = ((data.get("project") or {}).get("runs")) or {}
             for edge in runs.get("edges") or []:
                 node = edge.get("node") or {}
@@ -336,8 +360,9 @@ async def compare(session: WandBSession, job_ids: Sequence[str]) -> Comparison:
             cursor = page.get("endCursor")
             if not page.get("hasNextPage") or not cursor:
                 break
-    entity, project = session.location(job_ids[0]) if job_ids else (
-        session.entity, session.settings.project)
+    entity, project = (
+        session.location(job_ids[0]) if job_ids else (session.entity, session.settings.project)
+    )
     return Comparison(
         runs=[found[j] for j in dict.fromkeys(job_ids) if j in found],
         url=f"{session.settings.project_url(entity, project)}/workspace",

@@ -133,8 +133,12 @@ def resolve_settings(credentials: Mapping[str, Any], settings: Mapping[str, Any]
     :raises ValueError: no API key, or one that is malformed.
     """
     base_url = str(
-        _first(credentials.get("base_url"), settings.get("base_url"),
-               os.environ.get("WANDB_BASE_URL"), DEFAULT_BASE_URL)
+        _first(
+            credentials.get("base_url"),
+            settings.get("base_url"),
+            os.environ.get("WANDB_BASE_URL"),
+            DEFAULT_BASE_URL,
+        )
     ).rstrip("/")
     api_key = _first(credentials.get("api_key"), os.environ.get("WANDB_API_KEY"))
     if api_key is None:
@@ -153,10 +157,12 @@ def resolve_settings(credentials: Mapping[str, Any], settings: Mapping[str, Any]
         api_key=api_key,
         base_url=base_url,
         app_url=api_to_app_url(base_url),
-        entity=_first(credentials.get("entity"), settings.get("entity"),
-                      os.environ.get("WANDB_ENTITY")),
-        project=str(_first(settings.get("project"), os.environ.get("WANDB_PROJECT"),
-                           DEFAULT_PROJECT)),
+        entity=_first(
+            credentials.get("entity"), settings.get("entity"), os.environ.get("WANDB_ENTITY")
+        ),
+        project=str(
+            _first(settings.get("project"), os.environ.get("WANDB_PROJECT"), DEFAULT_PROJECT)
+        ),
         timeout=float(timeout) if timeout is not None else DEFAULT_TIMEOUT,
         artifact_attempts=int(settings.get("artifact_attempts", 4)),
         artifact_retry_wait=float(settings.get("artifact_retry_wait", 1.0)),
