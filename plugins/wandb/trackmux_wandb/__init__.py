@@ -6,6 +6,9 @@ httpx exactly as the official SDK does (GraphQL at ``{base}/graphql``, metrics t
 pre-signed storage URLs), without depending on the ``wandb`` package. See
 ``/work/shared/wandb/PROTOCOL.md`` for the protocol and its sources.
 
+``WandBConnector`` (the reference document's class) is an ``AsyncTracker`` limited to
+this tracker; it is imported lazily so that the hooks depend on ``trackmux_spec`` only.
+
 Configuration read by :func:`connect`:
 
 * ``credentials``: ``api_key``, ``entity``, ``base_url``.
@@ -45,6 +48,7 @@ from ._session import WandBSession
 from ._settings import resolve_settings
 
 __all__ = [
+    "WandBConnector",
     "WandBSession",
     "compare",
     "connect",
@@ -61,6 +65,16 @@ __all__ = [
 ]
 
 logger = logging.getLogger("trackmux.wandb")
+
+
+def __getattr__(name: str) -> Any:
+    # WandBConnector needs the core (trackmux); importing it lazily keeps the plugin's
+    # hooks, which the core loads, dependent on trackmux_spec only.
+    if name == "WandBConnector":
+        from ._connector import WandBConnector
+
+        return WandBConnector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _session(session: object) -> WandBSession:
