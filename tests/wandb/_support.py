@@ -41,7 +41,9 @@ class Spy(httpx.AsyncBaseTransport):
         return response
 
 
-def context(fake: FakeWandB, tmp_path: Path, transport: Any = None, **settings: Any) -> ConnectContext:
+def context(
+    fake: FakeWandB, tmp_path: Path, transport: Any = None, **settings: Any
+) -> ConnectContext:
     """A ConnectContext routing every request to ``fake`` in-process."""
     return ConnectContext(
         data_dir=tmp_path,
@@ -58,9 +60,14 @@ async def connect(
     fake: FakeWandB, tmp_path: Path, transport: Any = None, **settings: Any
 ) -> plugin.WandBSession:
     """Connect with the fake's key."""
-    return await plugin.connect({"api_key": fake.api_key}, context(fake, tmp_path, transport, **settings))
+    return await plugin.connect(
+        {"api_key": fake.api_key}, context(fake, tmp_path, transport, **settings)
+    )
 
 
 def records(start: int, stop: int, t0: float = 1_700_000_000.0) -> list[MetricRecord]:
     """Records ``seq`` start..stop-1 with ``step = seq`` and a loss value."""
-    return [MetricRecord(i, i, t0 + i, {"loss": 1.0 / (i + 1), "acc": i / 100}) for i in range(start, stop)]
+    return [
+        MetricRecord(i, i, t0 + i, {"loss": 1.0 / (i + 1), "acc": i / 100})
+        for i in range(start, stop)
+    ]

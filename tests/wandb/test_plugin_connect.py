@@ -18,8 +18,9 @@ def test_connect_uses_the_viewers_default_entity(fake, tmp_path):
 
 
 def test_explicit_entity_wins(fake, tmp_path):
-    session = run(plugin.connect({"api_key": fake.api_key, "entity": "team"},
-                                 context(fake, tmp_path)))
+    session = run(
+        plugin.connect({"api_key": fake.api_key, "entity": "team"}, context(fake, tmp_path))
+    )
     assert session.entity == "team"
 
 

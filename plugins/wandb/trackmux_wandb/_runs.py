@@ -259,12 +259,16 @@ async def log_metrics(session: WandBSession, job_id: str, records: Sequence[Metr
 
 
 async def finish_job(session: WandBSession, job_id: str, status: JobStatus) -> None:
-    """Mark the run ended through file_stream ``complete``; ``KILLED`` stops it first."""
+    """Mark the run ended through file_stream ``complete``; ``KILLED`` stops it first.
+
+    Idempotent within the session: once a final state was delivered, later calls for
+    the run do nothing (the first final state wins).
+    """
     status = JobStatus(status)
     if status not in _EXIT_CODES:
         raise ValueError(f"finish_job accepts FINISHED, FAILED or KILLED, not {status.name}")
     run = await _run_state(session, job_id)
-    if run.finished is status:
+    if run.finished is not None:
         return
     if status is JobStatus.KILLED:
         if run.storage_id is None:
