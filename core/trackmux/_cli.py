@@ -1,0 +1,432 @@
+"""The ``trackmux`` command: plugins, a demo run, and views of the local journal.
+
+::
+
+    trackmux plugins                 installed trackers and wrapper plugins
+    trackmux demo                    a simulated training run (offline by default)
+    trackmux runs                    every run in the local journal
+    trackmux show RUN                one run: config, delivery, per-metric statistics
+    trackmux compare RUN RUN...      differing config and metrics side by side
+
+``runs``, ``show`` and ``compare`` read the journal (``<data dir>/journal``), so they work
+offline whatever trackers the runs went to. Every listing takes ``--json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shlex
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from trackmux_spec import TrackmuxError, TrainingConfig
+
+from . import __version__
+from ._config import load_settings
+from ._runs import (
+    MetricStats,
+    RunInfo,
+    config_values,
+    differing_keys,
+    journal_root,
+    json_safe,
+    list_runs,
+    load_run,
+    metric_stats,
+)
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The demo sleeps at most this long in total, so that it finishes in a couple of seconds.
+_DEMO_SLEEP_BUDGET = 1.0
+
+
+class _State:
+    """What the group's options decided, resolved lazily."""
+
+    def __init__(self, data_dir: Path | None) -> None:
+        self.data_dir_option = data_dir
+        self._data_dir: Path | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        if self._data_dir is None:
+            try:
+                self._data_dir = load_settings(data_dir=self.data_dir_option).data_dir
+            except ValueError as exc:  # an invalid trackmux.toml / pyproject.toml
+                raise click.ClickException(str(exc)) from None
+        return self._data_dir
+
+    def command_prefix(self) -> str:
+        """``trackmux`` plus ``--data-dir`` if it was given, for the hints we print."""
+        if self.data_dir_option is None:
+            return "trackmux"
+        return f"trackmux --data-dir {shlex.quote(str(self.data_dir_option))}"
+
+
+def _console() -> Console:
+    # Created per command so that it writes to the current sys.stdout (CliRunner swaps it).
+    return Console(highlight=False)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False))
+
+
+def _fail(message: str) -> NoReturn:
+    raise click.ClickException(message)
+
+
+def _fmt(value: Any) -> str:
+    """A metric or config value for a table cell."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return f"{value:.6g}"
+    if isinstance(value, int | str):
+        return str(value)
+    return json.dumps(json_safe(value), ensure_ascii=False)
+
+
+def _json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print JSON instead of a table (NaN/inf as strings).")(func)
+
+
+# -- the group --------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the journal and local trackers live. Default: TRACKMUX_DIR, then "
+                   "data_dir in trackmux.toml / [tool.trackmux], then the per-user data "
+                   "directory.")
+@click.version_option(__version__, prog_name="trackmux")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None) -> None:
+    """trackmux: one API for ML experiment tracking over many backends."""
+    ctx.obj = _State(data_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``trackmux`` script."""
+    cli.main(args=None if argv is None else list(argv), prog_name="trackmux")
+
+
+# -- plugins ------------------------------------------------------------------------------
+
+
+@cli.command(short_help="List installed trackers and plugins.")
+@_json_option
+def plugins(as_json: bool) -> None:
+    """List the installed plugins: trackers and wrapper plugins, with their hooks."""
+    from ._plugins import describe_plugins, get_plugin_manager
+
+    try:
+        described = describe_plugins(get_plugin_manager())
+    except Exception as exc:  # third-party plugin code failed to import or register
+        _fail(f"could not load the installed plugins: {type(exc).__name__}: {exc}")
+    if as_json:
+        _echo_json([p.to_dict() for p in described])
+        return
+    console = _console()
+    if not described:
+        console.print("No trackmux plugins are installed.")
+        return
+    table = Table(title="trackmux plugins")
+    table.add_column("Name", style="bold", no_wrap=True)
+    table.add_column("Distribution")
+    table.add_column("Version")
+    table.add_column("Tracker")
+    table.add_column("Hooks")
+    for p in described:
+        table.add_row(p.name, p.distribution or "-", p.version or "-",
+                      "yes" if p.is_tracker else "no (wrapper)", ", ".join(p.hooks))
+    console.print(table)
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+
+def _demo_metrics(step: int, steps: int, rng: random.Random) -> dict[str, float]:
+    """A plausible training step: warmup + cosine LR, a decaying noisy loss, accuracy."""
+    warmup = max(1, steps // 10)
+    peak = 3e-4
+    if step < warmup:
+        lr = peak * (step + 1) / warmup
+    else:
+        progress = (step - warmup) / max(1, steps - warmup)
+        lr = peak * 0.5 * (1 + math.cos(math.pi * progress))
+    frac = step / max(1, steps - 1)
+    loss = 0.25 + 2.2 * math.exp(-4.0 * frac) + rng.gauss(0, 0.04)
+    accuracy = min(1.0, max(0.0, 0.97 - 0.85 * math.exp(-5.0 * frac) + rng.gauss(0, 0.01)))
+    metrics = {"train/loss": round(loss, 5), "train/accuracy": round(accuracy, 5),
+               "lr": lr}
+    if (step + 1) % max(1, steps // 5) == 0 or step == steps - 1:
+        metrics["eval/loss"] = round(loss + 0.05 + abs(rng.gauss(0, 0.02)), 5)
+    return metrics
+
+
+@cli.command(short_help="Simulate a training run (offline by default).")
+@click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Training steps to simulate (one record each).")
+@click.option("--trackers", default=None,
+              help="Comma list of trackers (default: TRACKMUX_TRACKERS, the config file, "
+                   "then the offline tracker 'null').")
+@click.option("--project", default="trackmux-demo", show_default=True, help="Project name.")
+@click.pass_obj
+def demo(state: _State, steps: int, trackers: str | None, project: str) -> None:
+    """Simulate a training run: metrics every step, a model artifact at the end."""
+    from ._api import Tracker
+
+    console = _console()
+    data_dir = state.data_dir
+    rng = random.Random(0)
+    pause = min(0.005, _DEMO_SLEEP_BUDGET / steps)
+    config = TrainingConfig(
+        project_name=project, name="demo", base_model="tiny-mlp", algorithm="lora", rank=8,
+        alpha=16.0, dropout=0.05, learning_rate=3e-4, batch_size=32, num_epochs=1,
+        tags=("demo",), extra={"steps": steps, "scheduler": "cosine", "seed": 0},
+    )
+    try:
+        tracker = Tracker(trackers, data_dir=data_dir)
+        with tracker:
+            run = tracker.submit_job(config)
+            with Progress(TextColumn("[bold]training[/] {task.fields[run]}"), BarColumn(),
+                          MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                          TimeElapsedColumn(), console=console, transient=False) as progress:
+                task = progress.add_task("train", total=steps, run=run, loss="-")
+                for step in range(steps):
+                    metrics = _demo_metrics(step, steps, rng)
+                    tracker.log_metrics(run, metrics, step=step)
+                    progress.update(task, advance=1, loss=f"{metrics['train/loss']:.4f}")
+                    if pause:
+                        time.sleep(pause)
+            with tempfile.TemporaryDirectory(prefix="trackmux-demo-") as tmp:
+                model = Path(tmp) / "model.json"
+                weights = [round(rng.gauss(0, 0.1), 6) for _ in range(64)]
+                model.write_text(json.dumps({"architecture": "tiny-mlp", "steps": steps,
+                                             "weights": weights}))
+                artifact = tracker.upload_artifact(
+                    model, {"name": "demo-model", "type": "model", "steps": steps}, job_id=run)
+            url = tracker.get_run_url(run)
+            report = tracker.finish(run)
+    except (TrackmuxError, ValueError, ConnectionError, RuntimeError, OSError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        raise click.Abort() from None
+
+    cmd = state.command_prefix()
+    console.print()
+    console.print(f"[bold green]Run finished:[/] {run}", soft_wrap=True)
+    console.print(f"  trackers:  {', '.join(tracker.trackers)} ({report})", soft_wrap=True)
+    console.print(f"  run URL:   {url}", soft_wrap=True)
+    console.print(f"  artifact:  {artifact}", soft_wrap=True)
+    console.print(f"  data dir:  {tracker.settings.data_dir}", soft_wrap=True)
+    console.print()
+    console.print("Look at it with:", soft_wrap=True)
+    console.print(f"  {cmd} show {run}", soft_wrap=True, markup=False)
+    console.print(f"  {cmd} runs", soft_wrap=True, markup=False)
+    console.print(f"  {cmd} compare {run} OTHER_RUN", soft_wrap=True, markup=False)
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+def _progress_text(run: RunInfo) -> str:
+    if not run.trackers:
+        return "-"
+    return ", ".join(f"{t.name} {t.acknowledged}/{t.total}" for t in run.trackers)
+
+
+@cli.command(short_help="List the runs in the local journal.")
+@_json_option
+@click.pass_obj
+def runs(state: _State, as_json: bool) -> None:
+    """List the runs in the local journal (every run made here), newest last."""
+    found, problems = list_runs(state.data_dir)
+    for run_id, problem in problems:
+        click.echo(f"warning: run {run_id} cannot be read: {problem}", err=True)
+    if as_json:
+        _echo_json([run.to_dict() for run in found])
+        return
+    console = _console()
+    if not found:
+        console.print(f"No runs in {journal_root(state.data_dir)} yet; "
+                      f"`{state.command_prefix()} demo` makes one.", soft_wrap=True,
+                      markup=False)
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                  caption=f"journal: {journal_root(state.data_dir)}", caption_justify="left")
+    table.add_column("Run", style="bold", no_wrap=True)
+    table.add_column("Created", no_wrap=True)
+    table.add_column("Name", overflow="fold")
+    table.add_column("Project", overflow="fold")
+    table.add_column("Records", justify="right")
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Acked/total", overflow="fold")
+    for run in found:
+        table.add_row(run.run_id, run.created_local.strftime("%Y-%m-%d %H:%M"),
+                      run.name or "-", run.project or "-", str(run.record_count), run.status,
+                      _progress_text(run))
+    console.print(table)
+
+
+# -- show ---------------------------------------------------------------------------------
+
+
+def _load(state: _State, ref: str) -> RunInfo:
+    try:
+        return load_run(state.data_dir, ref)
+    except LookupError as exc:
+        _fail(str(exc.args[0]) if exc.args else str(exc))
+
+
+@cli.command(short_help="Show one run's config, delivery and metrics.")
+@click.argument("run_ref", metavar="RUN")
+@_json_option
+@click.pass_obj
+def show(state: _State, run_ref: str, as_json: bool) -> None:
+    """Show one run: config, trackers and delivery, per-metric count/last/min/max.
+
+    RUN is a run id or an unambiguous prefix of one.
+    """
+    run = _load(state, run_ref)
+    stats = metric_stats(run)
+    if as_json:
+        data = run.to_dict()
+        data["config"] = run.set_config()
+        data["metrics"] = {name: s.to_dict() for name, s in stats.items()}
+        _echo_json(data)
+        return
+    console = _console()
+    console.print(f"[bold]Run {run.run_id}[/]  {run.name or ''}", soft_wrap=True)
+    console.print(f"  project:  {run.project or '-'}", soft_wrap=True)
+    console.print(f"  created:  {run.created_local.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+                  f"{f' on {run.host}' if run.host else ''}", soft_wrap=True)
+    console.print(f"  status:   {run.status}", soft_wrap=True)
+    console.print(f"  records:  {run.record_count}", soft_wrap=True)
+
+    config = config_values(run.config)
+    if config:
+        table = Table(title="Config", title_justify="left")
+        table.add_column("Key", style="bold")
+        table.add_column("Value")
+        for key, value in config.items():
+            table.add_row(key, _fmt(value))
+        console.print(table)
+
+    table = Table(title="Trackers", title_justify="left")
+    table.add_column("Tracker", style="bold")
+    table.add_column("Job id")
+    table.add_column("Delivered", justify="right")
+    table.add_column("Told final status")
+    for t in run.trackers:
+        table.add_row(t.name, t.job_id or "-", f"{t.acknowledged}/{t.total}",
+                      "yes" if t.finished else "no")
+    if not run.trackers:
+        table.add_row("-", "-", "-", "-")
+    console.print(table)
+
+    if stats:
+        console.print(_metrics_table(stats))
+    else:
+        console.print("No metrics logged.")
+
+
+def _metrics_table(stats: dict[str, MetricStats]) -> Table:
+    table = Table(title="Metrics", title_justify="left")
+    table.add_column("Metric", style="bold")
+    for column in ("Count", "Last", "Min", "Max", "Last step"):
+        table.add_column(column, justify="right")
+    for name, s in stats.items():
+        table.add_row(name, str(s.count), _fmt(s.last), _fmt(s.min), _fmt(s.max),
+                      _fmt(s.last_step))
+    return table
+
+
+# -- compare ------------------------------------------------------------------------------
+
+
+@cli.command(short_help="Compare runs' config and metrics.")
+@click.argument("run_refs", metavar="RUN RUN...", nargs=-1, required=True)
+@_json_option
+@click.pass_obj
+def compare(state: _State, run_refs: tuple[str, ...], as_json: bool) -> None:
+    """Compare runs: the config values that differ, and every metric's last/min/max."""
+    found: list[RunInfo] = []
+    for ref in run_refs:
+        run = _load(state, ref)
+        if all(run.run_id != other.run_id for other in found):
+            found.append(run)
+    if len(found) < 2:
+        _fail("compare needs at least two different runs")
+    configs = [config_values(run.config) for run in found]
+    differing = differing_keys(configs)
+    stats = [metric_stats(run) for run in found]
+    metrics: list[str] = []
+    for per_run in stats:
+        metrics.extend(name for name in per_run if name not in metrics)
+    ids = [run.run_id for run in found]
+
+    if as_json:
+        _echo_json({
+            "runs": [run.to_dict() for run in found],
+            "config": {key: {run_id: config.get(key) for run_id, config in zip(ids, configs,
+                                                                            strict=True)}
+                       for key in differing},
+            "metrics": {name: {run_id: (s[name].to_dict() if name in s else None)
+                               for run_id, s in zip(ids, stats, strict=True)}
+                        for name in metrics},
+        })
+        return
+
+    console = _console()
+    table = Table(title="Config (differing values only)", title_justify="left")
+    table.add_column("Key", style="bold")
+    for run in found:
+        table.add_column(run.run_id + (f"\n{run.name}" if run.name else ""))
+    for key in differing:
+        table.add_row(key, *(_fmt(config[key]) if key in config else "(unset)"
+                             for config in configs))
+    if differing:
+        console.print(table)
+    else:
+        console.print("The runs have the same config.")
+
+    if not metrics:
+        console.print("No metrics logged.")
+        return
+    table = Table(title="Metrics", title_justify="left")
+    table.add_column("Metric", style="bold")
+    table.add_column("")
+    for run in found:
+        table.add_column(run.run_id, justify="right")
+    for name in metrics:
+        for index, stat in enumerate(("last", "min", "max")):
+            cells = [_fmt(getattr(s[name], stat)) if name in s else "-" for s in stats]
+            table.add_row(name if index == 0 else "", stat, *cells,
+                          end_section=stat == "max")
+    console.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
