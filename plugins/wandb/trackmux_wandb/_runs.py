@@ -299,10 +299,21 @@ async def get_job_status(session: WandBSession, job_id: str) -> JobStatus:
 
 
 async def get_history(session: WandBSession, job_id: str) -> list[dict[str, Any]]:
-    """Every stored history row, ``_runtime`` left out (the contract's shape)."""
+    """Every stored history row, ``_runtime`` left out (the contract's shape).
+
+    ``samples`` is set to the run's line count so that W&B returns every row rather
+    than a sample (for a run this session did not create, ``RunResumeStatus`` tells).
+    """
     entity, project = session.location(job_id)
     known = session.runs.get(job_id)
-    samples = max(_HISTORY_SAMPLES, known.lines_sent if known else 0)
+    if known is not None:
+        lines = max(known.lines_sent, known.history_start)
+    else:
+        bucket = await _resume_status(session, entity, project, job_id)
+        if bucket is None:
+            raise UnknownJobError(job_id)
+        lines = int(bucket.get("historyLineCount") or 0)
+    samples = max(_HISTORY_SAMPLES, lines)
     data = await session.client.graphql(
         "RunHistory",
         q.RUN_HISTORY,
