@@ -85,12 +85,11 @@ def _session(session: object) -> WandBSession:
 
 @hookimpl
 def tracker_info() -> TrackerInfo:
-    """Up to 10 000 records per request; at most one history request per run every 5 s."""
-    return TrackerInfo(
-        max_batch_records=10_000,
-        min_batch_interval=5.0,
-        capabilities=frozenset({"artifacts", "compare", "history"}),
-    )
+    """Up to 10 000 records per request, one history request per run every 5 s at most.
+
+    Every capability (artifacts, compare, history): the ``TrackerInfo`` default.
+    """
+    return TrackerInfo(max_batch_records=10_000, min_batch_interval=5.0)
 
 
 @hookimpl
