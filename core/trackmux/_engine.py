@@ -71,6 +71,10 @@ logger = logging.getLogger("trackmux")
 
 _RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 
+#: Seconds within which a scheduled moment counts as now (asyncio fires timers up to a clock
+#: resolution early; without a tolerance a worker could wake just before its due time forever).
+_EPSILON = 1e-3
+
 
 def new_run_id() -> str:
     """A fresh run id: 8 characters of ``[a-z0-9]`` (the format W&B generates)."""
@@ -244,7 +248,7 @@ class _Worker:
         loop = self.engine.loop
         while self.state != "failed":
             now = loop.time()
-            if self.retry_at > now:
+            if self.retry_at > now + _EPSILON:
                 await self._wait(self.retry_at - now)
                 continue
             action, due = self._next_action(now)
@@ -329,7 +333,7 @@ class _Worker:
                 if pending >= engine.batch_size:
                     due = now
                 due = max(due, lane.last_send + self.info.min_batch_interval)
-                if due <= now:
+                if due <= now + _EPSILON:
                     return partial(self._send, lane), None
                 soonest = due if soonest is None else min(soonest, due)
             elif run.final_status is not None and not lane.finished \

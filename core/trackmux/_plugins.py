@@ -13,7 +13,8 @@ from typing import Any
 
 import pluggy
 
-from trackmux_spec import PROJECT_NAME, TrackerInfo, TrackerNotFoundError, hookspecs
+from trackmux_spec import TrackerInfo, TrackerNotFoundError, hookspecs
+from trackmux_spec.hookspecs import PROJECT_NAME
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginDescription", "describe_plugins", "get_plugin_manager",
            "tracker_caller", "tracker_names"]

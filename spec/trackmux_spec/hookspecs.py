@@ -1,7 +1,7 @@
 """The hooks a tracker plugin implements.
 
-A tracker is a plugin registered under its entry-point name in the ``trackmux.trackers``
-group. The core calls one tracker's hooks at a time (pluggy's subset hook callers), so
+A tracker is a plugin registered under its entry-point name in the ``trackmux`` entry-point
+group (a plugin that implements :func:`connect`; other plugins in the group are wrappers). The core calls one tracker's hooks at a time (pluggy's subset hook callers), so
 several trackers can be active in one process; other plugins may wrap any hook
 (``@trackmux.hookimpl(wrapper=True)``) to filter, redact or inject faults.
 
@@ -76,13 +76,15 @@ def connect(credentials: Mapping[str, Any], context: ConnectContext) -> object:
     """
 
 
-@hookspec
+@hookspec(firstresult=True)
 def disconnect(session: object) -> None:
     """Release the session's resources (HTTP clients, open files).
 
     Called once, after the engine delivered or gave up on everything for this session.
 
     :param session: the object :func:`connect` returned.
+
+    Stops at first non-None result.
     """
 
 
@@ -107,7 +109,7 @@ def submit_job(session: object, run_id: str, config: TrainingConfig) -> str:
     """
 
 
-@hookspec
+@hookspec(firstresult=True)
 def log_metrics(session: object, job_id: str, records: Sequence[MetricRecord]) -> None:
     """Store a batch of metric records of one job, in order.
 
@@ -115,25 +117,31 @@ def log_metrics(session: object, job_id: str, records: Sequence[MetricRecord]) -
     holds for this job must not be stored twice: the engine resends a batch whose
     acknowledgement was lost. Raise :class:`~trackmux_spec.RetryableError` for a failure
     worth retrying and :class:`~trackmux_spec.PermanentError` for one that is not.
-    Returning normally acknowledges the whole batch.
+    Returning normally acknowledges the whole batch. Metric names never start with ``_``
+    (the core rejects them), so ``_step``, ``_timestamp`` and ``_runtime`` are free for
+    the tracker's own columns.
 
     :param session: the object :func:`connect` returned.
     :param job_id: the id :func:`submit_job` returned.
     :param records: at most ``TrackerInfo.max_batch_records`` records.
+
+    Stops at first non-None result.
     """
 
 
-@hookspec
+@hookspec(firstresult=True)
 def finish_job(session: object, job_id: str, status: JobStatus) -> None:
     """Mark the job ended: ``FINISHED``, ``FAILED`` or ``KILLED``.
 
     Called after every record of the job has been acknowledged, and only then. Must be
-    idempotent. Raise :class:`~trackmux_spec.RetryableError` or
+    idempotent: the first final state wins. Raise :class:`~trackmux_spec.RetryableError` or
     :class:`~trackmux_spec.PermanentError` as for :func:`log_metrics`.
 
     :param session: the object :func:`connect` returned.
     :param job_id: the id :func:`submit_job` returned.
     :param status: the final state.
+
+    Stops at first non-None result.
     """
 
 

@@ -1,0 +1,132 @@
+"""Tools for testing trackers and the engine: virtual time and injected faults.
+
+* :class:`VirtualTimeLoop` — an asyncio event loop whose clock jumps to the next timer when
+  nothing else is ready, so an engine run of minutes of timeouts, batch intervals and
+  backoffs takes milliseconds and is exactly reproducible.
+* :class:`FaultInjector` — a pluggy wrapper plugin that makes a tracker's delivery hooks
+  fail (before the call reaches the tracker, or after it was applied and only the
+  acknowledgement is lost) according to a plan, and records when each record was
+  delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import selectors
+from collections.abc import Callable
+from typing import Any
+
+from trackmux_spec import MetricRecord, RetryableError, hookimpl
+
+__all__ = ["FaultInjector", "VirtualTimeLoop"]
+
+
+class _VirtualSelector:
+    """Wraps a real selector: real events first; otherwise advance virtual time, don't sleep."""
+
+    def __init__(self, selector: selectors.BaseSelector, loop: VirtualTimeLoop) -> None:
+        self._selector = selector
+        self._loop = loop
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        events = self._selector.select(0)
+        if events or timeout == 0:
+            return events
+        if timeout is None:
+            return self._selector.select(None)  # only another thread can wake us
+        self._loop.advance(timeout)
+        return []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._selector, name)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop on a virtual clock (starts at 0.0).
+
+    When no callback is ready, the clock jumps to the earliest timer instead of sleeping.
+    Use it with an engine built with ``blocking="inline"`` and in-process transports, so
+    that nothing happens outside the loop.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now = 0.0
+        self._selector = _VirtualSelector(self._selector, self)  # type: ignore[has-type]
+
+    def time(self) -> float:
+        """The virtual time, in seconds."""
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        self._now += max(0.0, seconds)
+
+
+Plan = Callable[[str, "list[MetricRecord] | None"], str | None]
+
+
+class FaultInjector:
+    """A wrapper plugin injecting failures into ``log_metrics``, ``finish_job``, ``submit_job``.
+
+    ``plan(hook, records)`` returns ``None`` (let the call through), ``"before"`` (fail
+    with :class:`RetryableError` without calling the tracker) or ``"after"`` (call the
+    tracker, then fail: the data arrived but the acknowledgement was lost).
+
+    ``delivered[seq]`` holds ``clock()`` at the first acknowledged delivery of each record;
+    ``acknowledged`` counts acknowledged records (a record delivered twice counts twice).
+    """
+
+    def __init__(self, plan: Plan, clock: Callable[[], float]) -> None:
+        self.plan = plan
+        self.clock = clock
+        self.delivered: dict[tuple[str, int], float] = {}
+        self.acknowledged = 0
+        self.injected = 0
+
+    def _fail(self, hook: str) -> RetryableError:
+        self.injected += 1
+        return RetryableError(f"injected failure in {hook}")
+
+    def _wrap(self, hook: str, records: list[MetricRecord] | None, job_id: str) -> Any:
+        mode = self.plan(hook, records)
+        if mode == "before":
+            raise self._fail(hook)
+        result = yield
+
+        def acknowledge() -> None:
+            if mode == "after":
+                raise self._fail(hook)
+            if records is not None:
+                now = self.clock()
+                self.acknowledged += len(records)
+                for record in records:
+                    self.delivered.setdefault((job_id, record.seq), now)
+
+        if inspect.isawaitable(result):
+            awaitable = result
+
+            async def then() -> Any:
+                value = await awaitable
+                acknowledge()
+                return value
+
+            return then()
+        acknowledge()
+        return result
+
+    @hookimpl(wrapper=True)
+    def log_metrics(self, session: object, job_id: str, records: list[MetricRecord]) -> Any:
+        """Fail or pass a batch according to the plan; record delivery times."""
+        return (yield from self._wrap("log_metrics", list(records), job_id))
+
+    @hookimpl(wrapper=True)
+    def finish_job(self, session: object, job_id: str, status: Any) -> Any:
+        """Fail or pass the end of a run according to the plan."""
+        return (yield from self._wrap("finish_job", None, job_id))
+
+    @hookimpl(wrapper=True)
+    def submit_job(self, session: object, run_id: str, config: Any) -> Any:
+        """Fail or pass the creation of a run according to the plan."""
+        return (yield from self._wrap("submit_job", None, run_id))

@@ -1,0 +1,542 @@
+"""The tracker conformance suite, version 1: what every tracker plugin must pass.
+
+Use it from your plugin's tests (it is opt-in: nothing loads it into other pytest runs)::
+
+    # tests/test_conformance.py
+    import pytest
+    from trackmux_spec.conformance import TrackerConformance
+
+    class TestMyTracker(TrackerConformance):
+        tracker_name = "mytracker"          # the entry-point name of your plugin
+
+        @pytest.fixture
+        def tracker_credentials(self):      # what connect() receives (default: {})
+            return {"token": "test"}
+
+        @pytest.fixture
+        def tracker_settings(self):         # the tracker's configuration table (default: {})
+            return {"url": "http://127.0.0.1:5000"}
+
+Set ``supports_artifacts``, ``supports_compare`` or ``supports_history`` to ``False`` for
+hooks your tracker does not offer; those tests are then skipped, with the reason.
+
+What it checks: the plugin is found through the ``trackmux`` entry points; every hook keeps
+its contract (see :mod:`trackmux_spec.hookspecs`); and, through trackmux's own engine, the
+delivery properties the reference document promises: every accepted record arrives exactly
+once and in order, ``flush()`` and ``disconnect()`` deliver everything, transient failures
+(injected by a pluggy wrapper, before the call or after it with the acknowledgement lost)
+lose and duplicate nothing, and every record is delivered within 30 seconds of being logged
+while failures clear within 15 seconds, proven on a virtual clock.
+
+Requires pytest and hypothesis (``pip install trackmux[spec]``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import random
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from . import (
+    ArtifactSpec,
+    Comparison,
+    ConnectContext,
+    JobStatus,
+    MetricRecord,
+    TrackerInfo,
+    TrainingConfig,
+    UnknownJobError,
+    hookspecs,
+)
+
+__all__ = ["SUITE_VERSION", "TrackerConformance"]
+
+SUITE_VERSION = 1
+
+_PROPERTY = settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+_finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+_metric_names = st.sampled_from(["loss", "accuracy", "lr", "grad_norm", "eval/loss"])
+_rows = st.lists(st.dictionaries(_metric_names, _finite, min_size=1, max_size=4),
+                 min_size=1, max_size=60)
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        pytest.fail(f"contract: {message}", pytrace=False)
+
+
+async def _call(hooks: Any, name: str, **kwargs: Any) -> Any:
+    result = hooks.caller(name)(**kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _values(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+class TrackerConformance:
+    """Subclass and set :attr:`tracker_name` to run the suite against a tracker."""
+
+    #: The tracker's entry-point name.
+    tracker_name: ClassVar[str]
+    #: Whether ``upload_artifact`` / ``download_artifact`` work.
+    supports_artifacts: ClassVar[bool] = True
+    #: Whether ``compare`` works.
+    supports_compare: ClassVar[bool] = True
+    #: Whether ``get_history`` reads back what was logged (the delivery properties need it).
+    supports_history: ClassVar[bool] = True
+
+    # -- fixtures a subclass may override ---------------------------------------------
+
+    @pytest.fixture
+    def tracker_credentials(self) -> Mapping[str, Any]:
+        """What ``connect`` receives as credentials."""
+        return {}
+
+    @pytest.fixture
+    def tracker_settings(self) -> Mapping[str, Any]:
+        """The tracker's configuration table."""
+        return {}
+
+    @pytest.fixture
+    def plugin_manager(self) -> Any:
+        """A fresh plugin manager with the installed plugins."""
+        import trackmux
+
+        return trackmux.get_plugin_manager()
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _require(self, capability: str) -> None:
+        if not getattr(self, f"supports_{capability}"):
+            pytest.skip(f"{self.tracker_name} declares no {capability} support")
+
+    def _hooks(self, pm: Any) -> Any:
+        from trackmux._plugins import tracker_caller
+
+        return tracker_caller(pm, self.tracker_name)
+
+    def _run_hooks(self, pm: Any, credentials: Mapping[str, Any], tracker_settings: Mapping[str, Any],
+                   body: Callable[[Any, object], Awaitable[Any]]) -> Any:
+        """Connect through the hooks, run ``body(hooks, session)``, disconnect."""
+        hooks = self._hooks(pm)
+
+        async def main() -> Any:
+            with tempfile.TemporaryDirectory() as data_dir:
+                context = ConnectContext(data_dir=Path(data_dir), settings=tracker_settings)
+                session = await _call(hooks, "connect", credentials=credentials, context=context)
+                _expect(session is not None, "connect() must return a session object")
+                try:
+                    return await body(hooks, session)
+                finally:
+                    await _call(hooks, "disconnect", session=session)
+
+        return asyncio.run(main())
+
+    def _tracker(self, pm: Any, data_dir: Path, credentials: Mapping[str, Any],
+                 tracker_settings: Mapping[str, Any]) -> Any:
+        import trackmux
+
+        tracker = trackmux.Tracker([self.tracker_name], data_dir=data_dir,
+                                   settings={self.tracker_name: dict(tracker_settings)},
+                                   plugin_manager=pm, batch_interval=0.2)
+        tracker.connect(credentials)
+        return tracker
+
+    def _virtual(self, pm: Any, credentials: Mapping[str, Any], tracker_settings: Mapping[str, Any],
+                 scenario: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+        """Run ``scenario(engine, loop)`` on a fresh engine on a virtual clock."""
+        from trackmux._engine import Engine
+        from trackmux._retry import Backoff
+        from trackmux.testing import VirtualTimeLoop
+
+        hooks = self._hooks(pm)
+        loop = VirtualTimeLoop()
+
+        async def main() -> Any:
+            with tempfile.TemporaryDirectory() as data_dir:
+                engine = Engine(pm, [hooks], Path(data_dir),
+                                tracker_settings={self.tracker_name: dict(tracker_settings)},
+                                blocking="inline", backoff=Backoff(rng=random.Random(7)))
+                await engine.start(credentials)
+                try:
+                    return await scenario(engine, loop)
+                finally:
+                    await engine.close(0)
+
+        try:
+            return loop.run_until_complete(main())
+        finally:
+            loop.close()
+
+    # -- discovery and declaration ---------------------------------------------------------
+
+    def test_tracker_is_discovered_through_entry_points(self) -> None:
+        """The plugin is registered in the ``trackmux`` entry-point group and implements connect."""
+        import trackmux
+        from trackmux._plugins import tracker_names
+
+        names = tracker_names(trackmux.get_plugin_manager())
+        _expect(self.tracker_name in names,
+                f"{self.tracker_name!r} must be an entry point in group 'trackmux' "
+                f"implementing connect(); found trackers {names}")
+
+    def test_tracker_implements_every_required_hook(self, plugin_manager: Any) -> None:
+        """Every hook of the spec is implemented, except those of undeclared capabilities."""
+        hooks = self._hooks(plugin_manager)
+        optional = {"tracker_info"}
+        if not self.supports_artifacts:
+            optional |= {"upload_artifact", "download_artifact"}
+        if not self.supports_compare:
+            optional.add("compare")
+        if not self.supports_history:
+            optional.add("get_history")
+        specs = [name for name, fn in vars(hookspecs).items()
+                 if inspect.isfunction(fn) and hasattr(fn, "trackmux_spec")]
+        missing = [name for name in specs if name not in optional and not hooks.implements(name)]
+        _expect(not missing, f"{self.tracker_name} does not implement {missing}")
+        _expect(not hooks.is_async("get_run_url"),
+                "get_run_url must be a plain function (the reference API calls it without await)")
+
+    def test_tracker_info_is_valid(self, plugin_manager: Any) -> None:
+        """tracker_info, if implemented, returns a TrackerInfo with sane limits."""
+        info = self._hooks(plugin_manager).info()
+        _expect(isinstance(info, TrackerInfo), "tracker_info() must return a TrackerInfo")
+        _expect(info.max_batch_records >= 1, "max_batch_records must be at least 1")
+        _expect(info.min_batch_interval <= 5.0,
+                "min_batch_interval over 5 s would break the 30-second delivery promise")
+
+    # -- hooks, one by one ----------------------------------------------------------------
+
+    def test_submit_job_returns_a_job_id_and_is_idempotent(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
+        """submit_job returns a non-empty job id, and the same one when called again."""
+
+        async def body(hooks: Any, session: object) -> None:
+            config = TrainingConfig(base_model="m", learning_rate=0.1, tags=["a"], name="n")
+            first = await _call(hooks, "submit_job", session=session, run_id="conf0001", config=config)
+            _expect(isinstance(first, str) and first != "",
+                    f"submit_job must return a non-empty job id, got {first!r}")
+            records = [MetricRecord(0, 0, 1.0, {"loss": 1.0})]
+            await _call(hooks, "log_metrics", session=session, job_id=first, records=records)
+            again = await _call(hooks, "submit_job", session=session, run_id="conf0001", config=config)
+            _expect(again == first, f"resubmitting a run must return the same job id "
+                                    f"({first!r}, then {again!r})")
+            if self.supports_history:
+                rows = await _call(hooks, "get_history", session=session, job_id=first)
+                _expect(len(rows) == 1, "resubmitting a run must keep its history")
+
+        self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
+
+    def test_log_metrics_stores_rows_in_order_with_step_and_timestamp(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
+        """Rows come back in seq order, each with its values, _step and _timestamp."""
+        self._require("history")
+
+        async def body(hooks: Any, session: object) -> None:
+            job = await _call(hooks, "submit_job", session=session, run_id="conf0002",
+                              config=TrainingConfig())
+            records = [MetricRecord(i, i * 10, 1_700_000_000.0 + i, {"loss": 1.0 / (i + 1), "n": i})
+                       for i in range(25)]
+            await _call(hooks, "log_metrics", session=session, job_id=job, records=records[:10])
+            await _call(hooks, "log_metrics", session=session, job_id=job, records=records[10:])
+            rows = await _call(hooks, "get_history", session=session, job_id=job)
+            _expect(len(rows) == 25, f"expected 25 rows, got {len(rows)}")
+            for record, row in zip(records, rows, strict=True):
+                _expect(row.get("_step") == record.step,
+                        f"row of seq {record.seq} must have _step {record.step}, got {row.get('_step')}")
+                _expect(isinstance(row.get("_timestamp"), int | float),
+                        f"row of seq {record.seq} must have a numeric _timestamp")
+                _expect(_values(row) == dict(record.values),
+                        f"row of seq {record.seq}: expected {dict(record.values)}, got {_values(row)}")
+
+        self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
+
+    def test_log_metrics_does_not_store_a_resent_record_twice(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
+        """A batch resent after a lost acknowledgement (same seqs) adds no rows."""
+        self._require("history")
+
+        async def body(hooks: Any, session: object) -> None:
+            job = await _call(hooks, "submit_job", session=session, run_id="conf0003",
+                              config=TrainingConfig())
+            records = [MetricRecord(i, i, 1_700_000_000.0 + i, {"x": float(i)}) for i in range(15)]
+            await _call(hooks, "log_metrics", session=session, job_id=job, records=records[:10])
+            await _call(hooks, "log_metrics", session=session, job_id=job, records=records[:10])
+            await _call(hooks, "log_metrics", session=session, job_id=job, records=records[5:])
+            rows = await _call(hooks, "get_history", session=session, job_id=job)
+            xs = [row["x"] for row in rows]
+            _expect(xs == [float(i) for i in range(15)],
+                    f"resent records must not be stored twice; stored x values: {xs}")
+
+        self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
+
+    def test_finish_job_sets_the_final_state(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
+        """finish_job(FINISHED / FAILED / KILLED) is what get_job_status reports afterwards."""
+
+        async def body(hooks: Any, session: object) -> None:
+            for index, status in enumerate((JobStatus.FINISHED, JobStatus.FAILED, JobStatus.KILLED)):
+                job = await _call(hooks, "submit_job", session=session, run_id=f"conf01{index:02d}",
+                                  config=TrainingConfig())
+                before = await _call(hooks, "get_job_status", session=session, job_id=job)
+                _expect(before in (JobStatus.RUNNING, JobStatus.PENDING),
+                        f"a submitted job must be running or pending, got {before!r}")
+                await _call(hooks, "finish_job", session=session, job_id=job, status=status)
+                await _call(hooks, "finish_job", session=session, job_id=job, status=status)
+                after = await _call(hooks, "get_job_status", session=session, job_id=job)
+                _expect(after == status, f"after finish_job({status.value}) the status must be "
+                                         f"{status.value}, got {after!r}")
+
+        self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
+
+    def test_get_job_status_of_an_unknown_job_raises_unknown_job_error(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
+        """An id the backend never saw raises UnknownJobError."""
+
+        async def body(hooks: Any, session: object) -> None:
+            with pytest.raises(UnknownJobError):
+                await _call(hooks, "get_job_status", session=session, job_id="nosuchjob")
+
+        self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
+
+    def test_get_run_url_is_a_url(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
+        """get_run_url returns a URL string, synchronously."""
+
+        async def body(hooks: Any, session: object) -> None:
+            job = await _call(hooks, "submit_job", session=session, run_id="conf0004",
+                              config=TrainingConfig())
+            url = hooks.caller("get_run_url")(session=session, job_id=job)
+            _expect(isinstance(url, str) and "://" in url, f"get_run_url must return a URL, got {url!r}")
+
+        self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
+
+    def test_compare_reports_config_and_last_values(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
+        """compare returns one RunSummary per known job, with config and last values."""
+        self._require("compare")
+
+        async def body(hooks: Any, session: object) -> None:
+            jobs = []
+            for index, lr in enumerate((0.1, 0.2)):
+                job = await _call(hooks, "submit_job", session=session, run_id=f"conf02{index:02d}",
+                                  config=TrainingConfig(learning_rate=lr))
+                records = [MetricRecord(i, i, 1_700_000_000.0 + i, {"loss": lr * (3 - i)})
+                           for i in range(3)]
+                await _call(hooks, "log_metrics", session=session, job_id=job, records=records)
+                jobs.append(job)
+            result = await _call(hooks, "compare", session=session, job_ids=[*jobs, "nosuchjob"])
+            _expect(isinstance(result, Comparison), "compare must return a Comparison")
+            by_id = {run.id: run for run in result.runs}
+            _expect(set(by_id) == set(jobs), f"compare must report exactly {jobs}, got {list(by_id)}")
+            for job, lr in zip(jobs, (0.1, 0.2), strict=True):
+                run = by_id[job]
+                _expect(run.config.get("learning_rate") == lr,
+                        f"compare config of {job} must hold learning_rate={lr}, got {dict(run.config)}")
+                _expect(math.isclose(run.summary.get("loss", math.nan), lr),
+                        f"compare summary of {job} must hold the last loss {lr}, got {dict(run.summary)}")
+
+        self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
+
+    def test_artifacts_round_trip_files_and_directories(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
+        """A file and a directory come back byte for byte from download_artifact."""
+        self._require("artifacts")
+
+        async def body(hooks: Any, session: object) -> None:
+            job = await _call(hooks, "submit_job", session=session, run_id="conf0005",
+                              config=TrainingConfig())
+            with tempfile.TemporaryDirectory() as tmp:
+                root = Path(tmp)
+                single = root / "adapter.safetensors"
+                single.write_bytes(b"\x00weights" * 100)
+                folder = root / "checkpoint"
+                (folder / "sub").mkdir(parents=True)
+                (folder / "a.txt").write_text("alpha")
+                (folder / "sub" / "b.bin").write_bytes(bytes(range(256)))
+                file_id = await _call(hooks, "upload_artifact", session=session, job_id=job,
+                                      path=single, artifact=ArtifactSpec(name="adapter", type="model"))
+                dir_id = await _call(hooks, "upload_artifact", session=session, job_id=job,
+                                     path=folder, artifact=ArtifactSpec(name="ckpt"))
+                _expect(isinstance(file_id, str) and isinstance(dir_id, str),
+                        "upload_artifact must return an artifact id string")
+                out1 = root / "out1"
+                out1.mkdir()
+                got = Path(await _call(hooks, "download_artifact", session=session,
+                                       artifact_id=file_id, target_dir=out1))
+                _expect(got.read_bytes() == single.read_bytes(),
+                        "a downloaded file must equal the uploaded one")
+                out2 = root / "out2"
+                out2.mkdir()
+                await _call(hooks, "download_artifact", session=session, artifact_id=dir_id,
+                            target_dir=out2)
+                files = sorted(p.relative_to(out2).as_posix() for p in out2.rglob("*") if p.is_file())
+                _expect(files == ["a.txt", "sub/b.bin"],
+                        f"a directory artifact must keep its layout, got {files}")
+                _expect((out2 / "sub" / "b.bin").read_bytes() == bytes(range(256)),
+                        "downloaded directory content must equal the uploaded content")
+
+        self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
+
+    # -- through the engine: the delivery properties ------------------------------------------
+
+    @_PROPERTY
+    @given(rows=_rows, flush_every=st.integers(min_value=0, max_value=40))
+    def test_every_accepted_record_arrives_exactly_once_in_order(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any,
+            rows: list[dict[str, float]], flush_every: int) -> None:
+        """Through Tracker: what log_metrics accepted is in get_history once, in order."""
+        self._require("history")
+        with tempfile.TemporaryDirectory() as data_dir:
+            tracker = self._tracker(plugin_manager, Path(data_dir), tracker_credentials,
+                                    tracker_settings)
+            try:
+                run = tracker.submit_job(TrainingConfig(name="property"))
+                for step, row in enumerate(rows):
+                    tracker.log_metrics(run, row, step=step)
+                    if flush_every and step % flush_every == 0:
+                        tracker.flush()
+                report = tracker.flush(timeout=60)
+                _expect(report.delivered, f"flush() must deliver everything: {report}")
+                history = tracker.get_history(run)
+            finally:
+                tracker.disconnect()
+        _expect([_values(r) for r in history] == rows,
+                f"history must equal what was logged ({len(rows)} rows logged, "
+                f"{len(history)} stored)")
+        _expect([r["_step"] for r in history] == list(range(len(rows))), "steps must be kept")
+
+    def test_disconnect_delivers_everything_and_finishes_the_run(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any,
+            tmp_path: Path) -> None:
+        """disconnect() without flush() delivers every record, then marks the run finished."""
+        self._require("history")
+        tracker = self._tracker(plugin_manager, tmp_path, tracker_credentials, tracker_settings)
+        run = tracker.submit_job(TrainingConfig())
+        for step in range(321):
+            tracker.log_metrics(run, {"loss": 1.0 / (step + 1)}, step=step)
+        report = tracker.disconnect()
+        _expect(report.delivered, f"disconnect() must deliver everything: {report}")
+        again = self._tracker(plugin_manager, tmp_path, tracker_credentials, tracker_settings)
+        try:
+            rows = again.get_history(run)
+            status = again.get_job_status(run)
+        finally:
+            again.disconnect()
+        _expect(len(rows) == 321, f"expected 321 rows after disconnect, got {len(rows)}")
+        _expect(status == JobStatus.FINISHED, f"disconnect() must finish open runs, got {status!r}")
+
+    @_PROPERTY
+    @given(rows=st.integers(min_value=1, max_value=400),
+           failures=st.lists(st.sampled_from([None, None, "before", "after"]), min_size=1,
+                             max_size=30))
+    def test_transient_failures_lose_and_duplicate_nothing(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any,
+            rows: int, failures: list[str | None]) -> None:
+        """With retryable failures injected before and after delivery, each record lands once."""
+        self._require("history")
+        from trackmux.testing import FaultInjector
+
+        plan = iter(failures)
+        injector = FaultInjector(lambda hook, records: next(plan, None), clock=lambda: 0.0)
+        plugin_manager.register(injector, name="conformance-faults")
+
+        async def scenario(engine: Any, loop: Any) -> list[dict[str, Any]]:
+            run = await engine.submit(TrainingConfig(), None)
+            for step in range(rows):
+                engine.log(run, {"i": step}, step)
+                if step % 97 == 0:
+                    await asyncio.sleep(1.0)
+            report = await engine.flush()
+            _expect(report.delivered, f"flush() must deliver everything despite failures: {report}")
+            await engine.finish(run, JobStatus.FINISHED, None)
+            job = engine.job_id_for(engine.worker(None), run)
+            return list(await engine.call(None, "get_history", job_id=job))
+
+        try:
+            history = self._virtual(plugin_manager, tracker_credentials, tracker_settings, scenario)
+        finally:
+            plugin_manager.unregister(injector)
+        got = [row["i"] for row in history]
+        _expect(got == list(range(rows)),
+                f"each record must arrive exactly once, in order ({injector.injected} failures "
+                f"injected); got {len(got)} rows for {rows} logged")
+
+    @_PROPERTY
+    @given(
+        log_times=st.lists(st.floats(min_value=0, max_value=120), min_size=1, max_size=80),
+        outages=st.lists(st.tuples(st.floats(min_value=10, max_value=40),
+                                   st.floats(min_value=0.5, max_value=15)), max_size=4),
+        lose_ack=st.booleans(),
+    )
+    def test_every_record_is_delivered_within_30_seconds(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any,
+            log_times: list[float], outages: list[tuple[float, float]], lose_ack: bool) -> None:
+        """Records arrive within 30 s of being logged while each outage clears within 15 s.
+
+        Virtual time: outages of at most 15 s (separated by at least 10 s of health) make
+        every delivery attempt fail; the batch interval is 5 s.
+        """
+        self._require("history")
+        from trackmux.testing import FaultInjector
+
+        windows = []
+        start = 0.0
+        for gap, length in outages:
+            start += gap
+            windows.append((start, start + length))
+            start += length
+        clock: list[Callable[[], float]] = []
+
+        def plan(hook: str, records: Any) -> str | None:
+            now = clock[0]()
+            down = any(a <= now < b for a, b in windows)
+            return ("after" if lose_ack else "before") if down else None
+
+        injector = FaultInjector(plan, clock=lambda: clock[0]())
+        plugin_manager.register(injector, name="conformance-outages")
+        times = sorted(log_times)
+
+        async def scenario(engine: Any, loop: Any) -> tuple[str, list[dict[str, Any]], float]:
+            clock.append(loop.time)
+            run = await engine.submit(TrainingConfig(), None)
+            origin = loop.time()
+            for index, at in enumerate(times):
+                await asyncio.sleep(max(0.0, origin + at - loop.time()))
+                engine.log(run, {"i": index}, index)
+            await asyncio.sleep(60)  # no flush: the batch interval and retries must do it
+            job = engine.job_id_for(engine.worker(None), run)
+            rows = list(await engine.call(None, "get_history", job_id=job))
+            return job, rows, origin
+
+        try:
+            run, rows, origin = self._virtual(plugin_manager, tracker_credentials, tracker_settings,
+                                              scenario)
+        finally:
+            plugin_manager.unregister(injector)
+        _expect([row["i"] for row in rows] == list(range(len(times))),
+                "every record must arrive exactly once, in order")
+        for seq, at in enumerate(times):
+            delivered = injector.delivered.get((run, seq))
+            _expect(delivered is not None, f"record {seq} was never acknowledged")
+            latency = delivered - (origin + at)  # type: ignore[operator]
+            _expect(latency <= 30.0,
+                    f"record {seq} logged at t={at:.2f}s was delivered {latency:.2f}s later "
+                    f"(outages {windows})")
