@@ -339,7 +339,16 @@ class _Worker:
             elif run.final_status is not None and not lane.finished \
                     and run.committed >= run.next_seq:
                 return partial(self._finish, lane), None
+            elif self.info.heartbeat_interval and run.final_status is None and not self.stopping:
+                due = lane.last_send + self.info.heartbeat_interval
+                if due <= now + _EPSILON:
+                    return partial(self._heartbeat, lane), None
+                soonest = due if soonest is None else min(soonest, due)
         return None, soonest
+
+    async def _heartbeat(self, lane: _Lane) -> None:
+        lane.last_send = self.engine.loop.time()
+        await self.call("log_metrics", session=self.session, job_id=lane.job_id, records=[])
 
     async def _submit(self, lane: _Lane) -> None:
         run = lane.run
@@ -362,6 +371,7 @@ class _Worker:
             run.journal.set_tracker_job(self.name, job_id)
         lane.job_id = job_id
         lane.submitted = True
+        lane.last_send = self.engine.loop.time()
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
@@ -711,8 +721,8 @@ class Engine:
         with self._lock:
             if run.final_status is None:
                 run.final_status = status
-        run.journal.set_final_status(run.final_status.value)  # type: ignore[union-attr]
         await self.commit_now()
+        run.journal.set_final_status(run.final_status.value)  # type: ignore[union-attr]
         for worker in self.workers.values():
             worker.wake.set()
         deadline = None if timeout is None else self.loop.time() + timeout
@@ -757,11 +767,12 @@ class Engine:
         lane = worker.lanes.get(run_id)
         if lane is not None and lane.job_id is not None:
             return lane.job_id
-        if lane is None and (self.journal_root / run_id / "run.json").is_file():
+        if lane is None:
             with contextlib.suppress(LookupError, ValueError, OSError):
-                job = RunJournal.open(self.journal_root, run_id).tracker_job(worker.name)
+                meta = RunJournal.read_meta(self.journal_root, run_id)
+                job = (meta.get("trackers", {}).get(worker.name) or {}).get("job_id")
                 if job:
-                    return job
+                    return str(job)
         if lane is not None:
             raise UnknownJobError(run_id)
         return run_id
@@ -772,13 +783,3 @@ class Engine:
         worker = self.worker(tracker)
         return await worker.call(hook, session=worker.session, **kwargs)
 
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -26,7 +26,7 @@ from trackmux_spec import MetricRecord
 
 from ._files import make_private_dir, open_private, read_json, write_json_atomic
 
-__all__ = ["Cursor", "RecordReader", "RunJournal", "encode_records", "iter_run_ids"]
+__all__ = ["Cursor", "RecordReader", "RunJournal", "encode_records", "iter_run_ids", "pid_alive"]
 
 _ENCODER = json.JSONEncoder(allow_nan=True, separators=(",", ":"), ensure_ascii=False)
 _encode = _ENCODER.encode
@@ -110,22 +110,39 @@ class RunJournal:
             "host": socket.gethostname(),
             "trackers": {},
             "final_status": None,
+            "writer": {"pid": os.getpid(), "host": socket.gethostname()},
         }
         journal = cls(directory, meta)
         journal.save_meta()
         open_private(journal.records_path, "ab").close()
         return journal
 
-    @classmethod
-    def open(cls, root: Path, run_id: str) -> RunJournal:
-        """Reopen an existing run's journal (after a crash, for sync), repairing a torn tail."""
-        directory = root / run_id
+    @staticmethod
+    def read_meta(root: Path, run_id: str) -> dict[str, Any]:
+        """A run's ``run.json``, without touching its records; ``LookupError`` if none."""
         try:
-            meta = read_json(directory / "run.json")
+            return dict(read_json(root / run_id / "run.json"))
         except FileNotFoundError:
             raise LookupError(f"no run {run_id!r} in the journal at {root}") from None
-        journal = cls(directory, meta)
+
+    @classmethod
+    def open(cls, root: Path, run_id: str) -> RunJournal:
+        """Reopen an existing run's journal (after a crash, for sync), repairing a torn tail.
+
+        Refuses (``RuntimeError``) a run that a live process on this machine still writes:
+        only one process appends to a journal.
+        """
+        meta = cls.read_meta(root, run_id)
+        writer = meta.get("writer")
+        if writer and writer.get("host") == socket.gethostname() \
+                and writer.get("pid") != os.getpid() and pid_alive(int(writer["pid"])):
+            raise RuntimeError(
+                f"run {run_id!r} is still being written by process {writer['pid']}; "
+                f"wait until it ends (or disconnects) before resuming or syncing it")
+        journal = cls(root / run_id, meta)
         journal._scan()
+        journal.meta["writer"] = {"pid": os.getpid(), "host": socket.gethostname()}
+        journal.save_meta()
         return journal
 
     def _scan(self) -> None:
@@ -172,10 +189,13 @@ class RunJournal:
                     yield _decode(line)
 
     def close(self) -> None:
-        """Close the append handle."""
+        """Close the append handle and release the run for other processes."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self.meta.get("writer"):
+            self.meta["writer"] = None
+            self.save_meta()
 
     # -- cursors and metadata -------------------------------------------------
 
@@ -224,6 +244,17 @@ class RunJournal:
     def save_meta(self) -> None:
         """Write ``run.json``."""
         write_json_atomic(self.directory / "run.json", self.meta)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def iter_run_ids(root: Path) -> list[str]:

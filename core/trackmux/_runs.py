@@ -28,7 +28,8 @@ import attrs
 from attrs import define, field
 from trackmux_spec import TrainingConfig
 
-from ._engine import check_run_id, pid_alive
+from ._engine import check_run_id
+from ._journal import pid_alive
 from ._files import read_json
 from ._journal import RunJournal, iter_run_ids
 

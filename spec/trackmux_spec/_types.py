@@ -253,12 +253,16 @@ class TrackerInfo:
         tracker is behind.
     :param min_batch_interval: least seconds between two ``log_metrics`` calls for one run at
         steady state (rate limits); ``flush()`` and the end of a run do not wait for it.
+    :param heartbeat_interval: seconds of silence after which the engine sends an open run
+        an empty ``log_metrics`` batch (a heartbeat), for backends that mark quiet runs
+        crashed; ``None`` for none.
     :param capabilities: which optional hooks work: ``"artifacts"``, ``"compare"``,
         ``"history"``.
     """
 
     max_batch_records: int = field(default=100, validator=_positive)
     min_batch_interval: float = field(default=0.0)
+    heartbeat_interval: float | None = field(default=None, validator=_positive)
     capabilities: frozenset[str] = field(
         default=frozenset({"artifacts", "compare", "history"}), converter=frozenset
     )

@@ -117,7 +117,9 @@ def log_metrics(session: object, job_id: str, records: Sequence[MetricRecord]) -
     holds for this job must not be stored twice: the engine resends a batch whose
     acknowledgement was lost. Raise :class:`~trackmux_spec.RetryableError` for a failure
     worth retrying and :class:`~trackmux_spec.PermanentError` for one that is not.
-    Returning normally acknowledges the whole batch. Metric names never start with ``_``
+    Returning normally acknowledges the whole batch. An empty ``records`` is a heartbeat
+    (sent only to trackers that declare ``TrackerInfo.heartbeat_interval``): it stores
+    nothing. Metric names never start with ``_``
     (the core rejects them), so ``_step``, ``_timestamp`` and ``_runtime`` are free for
     the tracker's own columns.
 

@@ -89,7 +89,7 @@ def tracker_info() -> TrackerInfo:
 
     Every capability (artifacts, compare, history): the ``TrackerInfo`` default.
     """
-    return TrackerInfo(max_batch_records=10_000, min_batch_interval=5.0)
+    return TrackerInfo(max_batch_records=10_000, min_batch_interval=5.0, heartbeat_interval=30.0)
 
 
 @hookimpl

@@ -237,8 +237,15 @@ async def _post_lines(
 
 
 async def log_metrics(session: WandBSession, job_id: str, records: Sequence[MetricRecord]) -> None:
-    """Send ``records`` as history lines at offset ``seq``, plus the whole summary."""
+    """Send ``records`` as history lines at offset ``seq``, plus the whole summary.
+
+    An empty batch is the engine's heartbeat: an empty file_stream request (``{}``), which
+    keeps W&B from marking a quiet run crashed.
+    """
     run = await _run_state(session, job_id)
+    if not records:
+        await session.client.file_stream(run.entity, run.project, run.name, {})
+        return
     fresh = [r for r in records if r.seq >= run.history_start]
     if not fresh:
         return
