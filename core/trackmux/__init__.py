@@ -31,6 +31,7 @@ from ._api import AsyncTracker, Tracker
 from ._config import Settings, load_settings
 from ._engine import DeliveryReport, TrackerStatus
 from ._plugins import get_plugin_manager
+from ._sync import RunSync, SyncReport, sync
 
 __version__ = "0.1.0"
 
@@ -44,7 +45,9 @@ __all__ = [
     "PermanentError",
     "RetryableError",
     "RunSummary",
+    "RunSync",
     "Settings",
+    "SyncReport",
     "Tracker",
     "TrackerClosedError",
     "TrackerNotFoundError",
@@ -56,4 +59,5 @@ __all__ = [
     "get_plugin_manager",
     "hookimpl",
     "load_settings",
+    "sync",
 ]

@@ -428,5 +428,54 @@ def compare(state: _State, run_refs: tuple[str, ...], as_json: bool) -> None:
     console.print(table)
 
 
+# -- sync ---------------------------------------------------------------------------------
+
+
+@cli.command(short_help="Deliver what a tracker never acknowledged.")
+@click.argument("run_refs", metavar="[RUN...]", nargs=-1)
+@click.option("--tracker", "tracker_name", required=True,
+              help="The tracker to deliver to (credentials from its environment, e.g. "
+                   "WANDB_API_KEY).")
+@click.option("--timeout", type=float, default=None,
+              help="Seconds to wait per run before leaving it incomplete.")
+@click.pass_obj
+def sync(state: _State, run_refs: tuple[str, ...], tracker_name: str,
+         timeout: float | None) -> None:
+    """Send every record of RUN (default: every run the tracker lacks) that TRACKER never
+    acknowledged, exactly once: from a crashed process, an offline run or a long outage.
+    Syncing twice changes nothing."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ._sync import sync as sync_runs
+
+    console = _console()
+    run_ids = [_load(state, ref).run_id for ref in run_refs] or None
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(run_id: str, delivered: int, total: int) -> None:
+            if run_id not in tasks:
+                tasks[run_id] = bar.add_task(f"{run_id} → {tracker_name}", total=total)
+            bar.update(tasks[run_id], completed=delivered, total=total)
+
+        try:
+            report = sync_runs(run_ids, tracker=tracker_name, data_dir=state.data_dir,
+                               timeout=timeout, progress=progress)
+        except (ValueError, ConnectionError, LookupError) as exc:
+            _fail(str(exc))
+    if not report.runs:
+        console.print(f"Nothing to sync: {tracker_name} holds every run.")
+        return
+    for run in report.runs:
+        line = f"{run.run_id}: {run.state}, {run.delivered} records sent"
+        line += f" ({run.already} already there, {run.total} in all)"
+        if run.error:
+            line += f" - {run.error}"
+        console.print(line)
+    if not report.ok:
+        raise SystemExit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

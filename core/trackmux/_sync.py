@@ -1,0 +1,200 @@
+"""``trackmux sync``: deliver what a tracker never acknowledged, from the journal, exactly once.
+
+A run's journal keeps every record and, per tracker, a cursor of what that tracker
+acknowledged. Syncing a run to a tracker resumes the run there (``submit_job`` is
+idempotent: the W&B plugin adopts the server's line counts from its resume-status query),
+sends everything after the cursor, and, if the run had ended, tells the tracker its final
+state. Records the tracker already holds (a lost acknowledgement) are skipped by the tracker
+itself through their ``seq``, so syncing twice changes nothing.
+
+The sources this covers: a process that crashed or was killed, a run logged offline (for
+instance with ``WANDB_MODE=offline``), a tracker that stopped on a permanent error, and an
+outage longer than ``disconnect()`` waited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pluggy
+from attrs import define, field
+
+from ._api import _EngineThread
+from ._config import load_settings
+from ._engine import Engine
+from ._journal import RunJournal, iter_run_ids
+from ._plugins import get_plugin_manager, tracker_caller
+
+__all__ = ["RunSync", "SyncReport", "pending_runs", "sync"]
+
+#: ``progress(run_id, delivered, total)`` is called while a run is being synced.
+Progress = Callable[[str, int, int], None]
+
+
+@define
+class RunSync:
+    """What syncing one run did."""
+
+    run_id: str
+    total: int
+    already: int
+    delivered: int
+    finished: bool
+    state: str  # "synced", "up to date", "incomplete", "failed"
+    error: str | None = None
+
+
+@define
+class SyncReport:
+    """The result of :func:`sync`: one :class:`RunSync` per run."""
+
+    tracker: str
+    runs: list[RunSync] = field(factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every run is now fully delivered."""
+        return all(run.state in ("synced", "up to date") for run in self.runs)
+
+
+def _needs_sync(meta: Mapping[str, Any], count: int, cursor: int, tracker: str) -> bool:
+    if cursor < count:
+        return True
+    entry = meta.get("trackers", {}).get(tracker) or {}
+    if not entry.get("job_id"):
+        return True
+    return bool(meta.get("final_status")) and not entry.get("finished")
+
+
+def pending_runs(data_dir: os.PathLike[str] | str, tracker: str) -> list[str]:
+    """The runs in the journal that ``tracker`` does not fully hold yet."""
+    root = os.fspath(data_dir)
+    from pathlib import Path
+
+    journal_root = Path(root) / "journal"
+    out = []
+    for run_id in iter_run_ids(journal_root):
+        meta = RunJournal.read_meta(journal_root, run_id)
+        count = _count_records(journal_root / run_id / "records.jsonl")
+        cursor = _read_cursor(journal_root / run_id / "cursors" / tracker)
+        if _needs_sync(meta, count, cursor, tracker):
+            out.append(run_id)
+    return out
+
+
+def _count_records(path: Any) -> int:
+    count = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            count += chunk.count(b"\n")
+    return count
+
+
+def _read_cursor(path: Any) -> int:
+    try:
+        with open(path) as handle:
+            return int(handle.read().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return 0
+
+
+def sync(
+    run_ids: Sequence[str] | None = None,
+    *,
+    tracker: str,
+    credentials: Mapping[str, Any] | None = None,
+    data_dir: os.PathLike[str] | str | None = None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    plugin_manager: pluggy.PluginManager | None = None,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """Deliver the journal's unacknowledged records of ``run_ids`` to ``tracker``.
+
+    :param run_ids: the runs to sync; by default every run ``tracker`` does not fully hold.
+    :param tracker: the tracker's name (``"wandb"``...).
+    :param credentials: what that tracker's ``connect`` needs (else its environment).
+    :param timeout: seconds to wait per run before leaving it ``incomplete``.
+    :param progress: called as ``progress(run_id, delivered, total)``.
+    :raises ValueError: / ``ConnectionError`` from connecting, as ``Tracker.connect``.
+    """
+    resolved = load_settings([tracker], data_dir=data_dir, tracker_settings=settings)
+    pm = plugin_manager or get_plugin_manager()
+    engine = Engine(pm, [tracker_caller(pm, tracker)], resolved.data_dir,
+                    tracker_settings=resolved.tracker_settings)
+    if run_ids is None:
+        run_ids = pending_runs(resolved.data_dir, tracker)
+    report = SyncReport(tracker)
+    thread = _EngineThread()
+    try:
+        thread.submit(engine.start(credentials)).result()
+        for run_id in run_ids:
+            report.runs.append(_sync_run(thread, engine, tracker, run_id, timeout, progress))
+        thread.submit(engine.close(5.0)).result()
+    finally:
+        thread.stop()
+    return report
+
+
+def _sync_run(thread: _EngineThread, engine: Engine, tracker: str, run_id: str,
+              timeout: float | None, progress: Progress | None) -> RunSync:
+    already = _read_cursor(engine.journal_root / run_id / "cursors" / tracker)
+    try:
+        thread.submit(engine.resume(run_id)).result()
+    except (LookupError, RuntimeError, ValueError) as exc:
+        return RunSync(run_id, 0, 0, 0, False, "failed", str(exc))
+    except Exception as exc:  # the tracker refused the run (permanent error)
+        return RunSync(run_id, 0, 0, 0, False, "failed", f"{type(exc).__name__}: {exc}")
+
+    async def progress_of() -> tuple[int, int, str, str | None, bool]:
+        worker = engine.workers[tracker]
+        run = engine.runs[run_id]
+        lane = worker.lanes[run_id]
+        return (lane.cursor[0], run.next_seq, worker.state, worker.error,
+                lane.finished or run.final_status is None)
+
+    done_event = threading.Event()
+
+    async def deliver() -> None:
+        try:
+            await engine.flush(timeout, [run_id])
+            run = engine.runs[run_id]
+            if run.final_status is not None:
+                await engine.finish(run_id, run.final_status, timeout)
+        finally:
+            done_event.set()
+
+    future = thread.submit(deliver())
+    while not done_event.wait(0.1):
+        if progress is not None:
+            delivered, total, *_ = thread.submit(progress_of()).result()
+            progress(run_id, delivered, total)
+    future.result()
+    delivered, total, state, error, finished = thread.submit(progress_of()).result()
+    if progress is not None:
+        progress(run_id, delivered, total)
+    if state == "failed":
+        outcome = "failed"
+    elif delivered < total or not finished:
+        outcome = "incomplete"
+    elif delivered == already:
+        outcome = "up to date"
+    else:
+        outcome = "synced"
+    thread.submit(_detach(engine, run_id)).result()
+    return RunSync(run_id, total, already, delivered - already, finished, outcome, error)
+
+
+async def _detach(engine: Engine, run_id: str) -> None:
+    """Stop delivering ``run_id`` and release its journal (the next run may be big)."""
+    run = engine.runs.pop(run_id)
+    for worker in engine.workers.values():
+        lane = worker.lanes.pop(run_id, None)
+        if lane is not None and lane.reader is not None:
+            lane.reader.close()
+    run.journal.close()
+    await asyncio.sleep(0)
