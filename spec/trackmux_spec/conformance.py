@@ -18,7 +18,32 @@ Use it from your plugin's tests (it is opt-in: nothing loads it into other pytes
             return {"url": "http://127.0.0.1:5000"}
 
 Set ``supports_artifacts``, ``supports_compare`` or ``supports_history`` to ``False`` for
-hooks your tracker does not offer; those tests are then skipped, with the reason.
+hooks your tracker does not offer; those tests are then skipped, with the reason. A flag
+must agree with the capabilities your ``tracker_info`` declares (a test checks it).
+
+There is no ``supports_async`` flag: whether a hook is a plain function or a coroutine
+function is not a capability but an implementation choice the core adapts to (it awaits
+what is awaitable and runs plain hooks in a worker thread), so every test applies to both
+kinds of tracker. ``test_works_through_the_async_api`` runs a short run through
+:class:`trackmux.AsyncTracker` as well.
+
+No standard test may disappear silently. To replace one, decorate the override with
+:func:`overridden` and say why; to skip one, list it in :attr:`~TrackerConformance.skipped_tests`
+with the reason::
+
+    class TestMyTracker(TrackerConformance):
+        tracker_name = "mytracker"
+        skipped_tests = {
+            "test_get_run_url_is_a_url": "the backend has no web UI; run URLs are opaque ids",
+        }
+
+        @overridden("the backend rounds timestamps to whole seconds")
+        def test_log_metrics_stores_rows_in_order_with_step_and_timestamp(self, ...):
+            ...
+
+``test_no_standard_test_dropped_silently`` fails, naming the tests, for an override without
+:func:`overridden` or a test deleted (set to ``None``) without an entry in ``skipped_tests``;
+the guard itself cannot be overridden.
 
 What it checks: the plugin is found through the ``trackmux`` entry points; every hook keeps
 its contract (see :mod:`trackmux_spec.hookspecs`); and, through trackmux's own engine, the
@@ -40,7 +65,7 @@ import random
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -58,7 +83,7 @@ from . import (
     hookspecs,
 )
 
-__all__ = ["SUITE_VERSION", "TrackerConformance"]
+__all__ = ["SUITE_VERSION", "TrackerConformance", "overridden"]
 
 SUITE_VERSION = 1
 
@@ -73,6 +98,31 @@ _finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infini
 _metric_names = st.sampled_from(["loss", "accuracy", "lr", "grad_norm", "eval/loss"])
 _rows = st.lists(st.dictionaries(_metric_names, _finite, min_size=1, max_size=4),
                  min_size=1, max_size=60)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: The attribute :func:`overridden` sets on a test function: the reason it replaces the standard one.
+_OVERRIDE_REASON = "__conformance_override__"
+
+#: The guard test; a subclass may not replace or skip it.
+_GUARD = "test_no_standard_test_dropped_silently"
+
+
+def overridden(reason: str) -> Callable[[_F], _F]:
+    """Mark a subclass's test as a deliberate replacement of the standard test of that name.
+
+    :param reason: why the standard test does not fit the tracker (shown by the guard if it
+        is empty).
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError("overridden() needs a reason: say why the standard test does not apply")
+
+    def mark(test: _F) -> _F:
+        setattr(test, _OVERRIDE_REASON, reason)
+        return test
+
+    return mark
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -91,6 +141,16 @@ def _values(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
+#: The capabilities :class:`~trackmux_spec.TrackerInfo` may declare, one supports_* flag each.
+_CAPABILITIES = ("artifacts", "compare", "history")
+
+
+def _standard_tests() -> dict[str, Any]:
+    """The tests of the suite, by name, as :class:`TrackerConformance` defines them."""
+    return {name: test for name, test in vars(TrackerConformance).items()
+            if name.startswith("test_") and callable(test)}
+
+
 class TrackerConformance:
     """Subclass and set :attr:`tracker_name` to run the suite against a tracker."""
 
@@ -102,6 +162,21 @@ class TrackerConformance:
     supports_compare: ClassVar[bool] = True
     #: Whether ``get_history`` reads back what was logged (the delivery properties need it).
     supports_history: ClassVar[bool] = True
+    #: Standard tests this subclass skips, each with the reason: ``{"test_name": "why"}``.
+    skipped_tests: ClassVar[Mapping[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if _GUARD in vars(cls):
+            raise TypeError(f"{cls.__name__} must not override {_GUARD}: it is what keeps the "
+                            f"suite complete (list tests in skipped_tests instead)")
+
+    @pytest.fixture(autouse=True)
+    def _skip_listed_tests(self, request: pytest.FixtureRequest) -> None:
+        """Skip the tests named in :attr:`skipped_tests`, with their reason."""
+        name = getattr(request.node, "originalname", request.node.name)
+        if name != _GUARD and name in self.skipped_tests:
+            pytest.skip(f"{type(self).__name__}.skipped_tests: {self.skipped_tests[name]}")
 
     # -- fixtures a subclass may override ---------------------------------------------
 
@@ -214,6 +289,43 @@ class TrackerConformance:
         _expect(not missing, f"{self.tracker_name} does not implement {missing}")
         _expect(not hooks.is_async("get_run_url"),
                 "get_run_url must be a plain function (the reference API calls it without await)")
+
+    def test_no_standard_test_dropped_silently(self) -> None:
+        """Every standard test runs as written, or the subclass says why it does not."""
+        standard = _standard_tests()
+        cls = type(self)
+        problems = []
+        for name, reason in self.skipped_tests.items():
+            if name not in standard:
+                problems.append(f"skipped_tests names {name!r}, which is not a standard test")
+            elif name == _GUARD:
+                problems.append(f"skipped_tests may not name {_GUARD}")
+            elif not isinstance(reason, str) or not reason.strip():
+                problems.append(f"skipped_tests[{name!r}] gives no reason")
+        for name, original in standard.items():
+            current = getattr(cls, name, None)
+            if current is original or name in self.skipped_tests:
+                continue
+            if current is None:
+                problems.append(f"{name} was removed without an entry in skipped_tests")
+            elif not getattr(current, _OVERRIDE_REASON, None):
+                problems.append(f"{name} is overridden without @overridden(reason)")
+        _expect(not problems,
+                f"{cls.__name__}: every standard test must run as written, be replaced by a test "
+                f"decorated with @trackmux_spec.conformance.overridden('why'), or be listed in "
+                f"skipped_tests = {{'test_name': 'why'}}; found: " + "; ".join(problems))
+
+    def test_capability_flags_agree_with_tracker_info(self, plugin_manager: Any) -> None:
+        """supports_* flags match the capabilities the tracker declares in tracker_info."""
+        info = self._hooks(plugin_manager).info()
+        for capability in _CAPABILITIES:
+            flag = bool(getattr(self, f"supports_{capability}"))
+            declared = capability in info.capabilities
+            _expect(flag == declared,
+                    f"supports_{capability} = {flag} but tracker_info() "
+                    f"{'declares' if declared else 'does not declare'} {capability!r} "
+                    f"(declared: {sorted(info.capabilities)}); a flag may only skip tests of a "
+                    f"capability the tracker does not claim")
 
     def test_tracker_info_is_valid(self, plugin_manager: Any) -> None:
         """tracker_info, if implemented, returns a TrackerInfo with sane limits."""
@@ -395,6 +507,36 @@ class TrackerConformance:
                         "downloaded directory content must equal the uploaded content")
 
         self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
+
+    def test_works_through_the_async_api(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any,
+            tmp_path: Path) -> None:
+        """A short run through AsyncTracker: submit, log, flush, read back, finish."""
+        import trackmux
+
+        async def main() -> None:
+            tracker = trackmux.AsyncTracker(
+                [self.tracker_name], data_dir=tmp_path,
+                settings={self.tracker_name: dict(tracker_settings)},
+                plugin_manager=plugin_manager, batch_interval=0.2)
+            await tracker.connect(tracker_credentials)
+            try:
+                run = await tracker.submit_job(TrainingConfig(name="async"))
+                for step in range(5):
+                    await tracker.log_metrics(run, {"loss": 1.0 / (step + 1)}, step=step)
+                report = await tracker.flush(timeout=60)
+                _expect(report.delivered, f"AsyncTracker.flush() must deliver everything: {report}")
+                if self.supports_history:
+                    rows = await tracker.get_history(run)
+                    _expect(len(rows) == 5, f"expected 5 rows through AsyncTracker, got {len(rows)}")
+                await tracker.finish(run)
+                status = await tracker.get_job_status(run)
+                _expect(status == JobStatus.FINISHED,
+                        f"after AsyncTracker.finish() the status must be finished, got {status!r}")
+            finally:
+                await tracker.disconnect()
+
+        asyncio.run(main())
 
     # -- through the engine: the delivery properties ------------------------------------------
 
