@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from trackmux_spec import conformance
@@ -62,7 +62,7 @@ def test_a_removed_test_needs_an_entry_in_skipped_tests() -> None:
     assert message is not None and "was removed without an entry in skipped_tests" in message
 
     class TestListed(TestRemoved):
-        skipped_tests = {"test_get_run_url_is_a_url": "no web UI"}
+        skipped_tests: ClassVar[dict[str, str]] = {"test_get_run_url_is_a_url": "no web UI"}
 
     assert _guard_failure(TestListed) is None
 
@@ -70,7 +70,8 @@ def test_a_removed_test_needs_an_entry_in_skipped_tests() -> None:
 def test_skipped_tests_must_name_standard_tests_with_a_reason() -> None:
     class TestTypo(TrackerConformance):
         tracker_name = "null"
-        skipped_tests = {"test_get_run_url_is_an_url": "typo", "test_get_run_url_is_a_url": " "}
+        skipped_tests: ClassVar[dict[str, str]] = {
+            "test_get_run_url_is_an_url": "typo", "test_get_run_url_is_a_url": " "}
 
     message = _guard_failure(TestTypo)
     assert message is not None

@@ -102,7 +102,7 @@ _rows = st.lists(st.dictionaries(_metric_names, _finite, min_size=1, max_size=4)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-#: The attribute :func:`overridden` sets on a test function: the reason it replaces the standard one.
+#: Set by :func:`overridden` on a test function: why it replaces the standard test.
 _OVERRIDE_REASON = "__conformance_override__"
 
 #: The guard test; a subclass may not replace or skip it.
@@ -528,7 +528,8 @@ class TrackerConformance:
                 _expect(report.delivered, f"AsyncTracker.flush() must deliver everything: {report}")
                 if self.supports_history:
                     rows = await tracker.get_history(run)
-                    _expect(len(rows) == 5, f"expected 5 rows through AsyncTracker, got {len(rows)}")
+                    _expect(len(rows) == 5,
+                            f"expected 5 rows through AsyncTracker, got {len(rows)}")
                 await tracker.finish(run)
                 status = await tracker.get_job_status(run)
                 _expect(status == JobStatus.FINISHED,
