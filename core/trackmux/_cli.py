@@ -3,6 +3,7 @@
 ::
 
     trackmux plugins                 installed trackers and wrapper plugins
+    trackmux plugins --check NAME    run the conformance suite against tracker NAME
     trackmux demo                    a simulated training run (offline by default)
     trackmux runs                    every run in the local journal
     trackmux show RUN                one run: config, delivery, per-metric statistics
@@ -136,10 +137,18 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 @cli.command(short_help="List installed trackers and plugins.")
 @_json_option
-def plugins(as_json: bool) -> None:
+@click.option("--check", "check", metavar="NAME", default=None,
+              help="Run the conformance suite against tracker NAME (needs trackmux[spec]); "
+                   "exit status 1 if a test fails.")
+def plugins(as_json: bool, check: str | None) -> None:
     """List the installed plugins: trackers and wrapper plugins, with their hooks."""
     from ._plugins import describe_plugins, get_plugin_manager
 
+    if check is not None:
+        from ._check import check_command
+
+        check_command(check, as_json)
+        return
     try:
         described = describe_plugins(get_plugin_manager())
     except Exception as exc:  # third-party plugin code failed to import or register
