@@ -93,7 +93,6 @@ def run_conformance(name: str, *, keyword: str | None = None) -> CheckReport:
     """
     try:
         import pytest
-
         import trackmux_spec.conformance  # noqa: F401  (pytest, hypothesis)
     except ImportError as exc:
         raise RuntimeError(f"the conformance suite needs pytest and hypothesis: "
