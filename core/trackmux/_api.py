@@ -32,8 +32,9 @@ from trackmux_spec import (
 )
 
 from ._config import Settings, load_settings
-from ._engine import DeliveryReport, Engine
+from ._engine import DeliveryReport
 from ._plugins import get_plugin_manager, tracker_caller
+from ._ranks import make_engine, rank_policy
 
 __all__ = ["AsyncTracker", "Tracker"]
 
@@ -98,12 +99,14 @@ class _TrackerBase:
         batch_interval: float = 5.0,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         plugin_manager: pluggy.PluginManager | None = None,
+        ranks: str | None = None,
     ) -> None:
         self.settings: Settings = load_settings(trackers, data_dir=data_dir,
-                                                tracker_settings=settings)
+                                                tracker_settings=settings, ranks=ranks)
         pm = plugin_manager or get_plugin_manager()
         hooks = [tracker_caller(pm, name) for name in self.settings.trackers]
-        self._engine = Engine(
+        self._engine = make_engine(
+            rank_policy(self.settings.ranks), self.settings.trackers,
             pm, hooks, self.settings.data_dir,
             tracker_settings=self.settings.tracker_settings,
             durability=durability, batch_size=batch_size, batch_interval=batch_interval,
@@ -285,6 +288,10 @@ class AsyncTracker(_TrackerBase):
     :param batch_size: records that trigger a batch (100).
     :param batch_interval: seconds after which a batch leaves even if not full (5).
     :param close_timeout: seconds ``disconnect()`` waits for delivery by default (30).
+    :param ranks: in distributed training, ``"main"`` (only rank 0 sends; other ranks
+        validate and drop everything, creating no run) or ``"all"`` (one run per rank, in
+        one group, named ``rank-N``); ``None`` reads ``TRACKMUX_RANKS``, then ``ranks`` in
+        the configuration file, then ``"main"``. See :mod:`trackmux._ranks`.
     """
 
     async def __aenter__(self) -> AsyncTracker:

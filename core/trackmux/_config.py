@@ -1,14 +1,16 @@
 """Which trackers a run goes to, where local data lives, and each tracker's settings.
 
 Precedence, highest first: explicit arguments, the environment (``TRACKMUX_TRACKERS``, a
-comma list; ``TRACKMUX_DIR``), the nearest ``trackmux.toml`` or ``[tool.trackmux]`` in
-``pyproject.toml`` (searched from the working directory upwards), then the defaults: the
-offline tracker ``null`` and the per-user data directory of platformdirs.
+comma list; ``TRACKMUX_DIR``; ``TRACKMUX_RANKS``), the nearest ``trackmux.toml`` or
+``[tool.trackmux]`` in ``pyproject.toml`` (searched from the working directory upwards), then
+the defaults: the offline tracker ``null``, the per-user data directory of platformdirs, and
+``ranks = "main"``.
 
 A configuration file looks like::
 
     trackers = ["wandb", "null"]
     data_dir = "/scratch/trackmux"      # optional
+    ranks = "main"                      # or "all": which ranks of a distributed job send
 
     [wandb]                             # settings handed to that tracker's connect()
     project = "my-peft-project"
@@ -27,6 +29,8 @@ from typing import Any
 
 from attrs import define, field
 
+from ._ranks import parse_mode
+
 __all__ = ["DEFAULT_TRACKERS", "Settings", "find_config_file", "load_settings"]
 
 DEFAULT_TRACKERS = ("null",)
@@ -40,6 +44,8 @@ class Settings:
     data_dir: Path
     tracker_settings: Mapping[str, Mapping[str, Any]] = field(factory=dict)
     source: str = "default"
+    #: Which ranks of a distributed job send: ``"main"`` or ``"all"`` (see ``_ranks``).
+    ranks: str = "main"
 
     def settings_for(self, tracker: str) -> dict[str, Any]:
         """The table of ``tracker`` in the configuration file (empty if none)."""
@@ -88,6 +94,7 @@ def load_settings(
     tracker_settings: Mapping[str, Mapping[str, Any]] | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    ranks: str | None = None,
 ) -> Settings:
     """Resolve the configuration (see the module docstring for the precedence)."""
     env = os.environ if environ is None else environ
@@ -123,4 +130,12 @@ def load_settings(
     }
     for name, values in (tracker_settings or {}).items():
         per_tracker[name] = {**per_tracker.get(name, {}), **values}
-    return Settings(names, directory.expanduser(), per_tracker, source)
+    if ranks is not None:
+        mode = parse_mode(ranks, "the ranks argument")
+    elif env.get("TRACKMUX_RANKS", "").strip():
+        mode = parse_mode(env["TRACKMUX_RANKS"], "TRACKMUX_RANKS")
+    elif found and "ranks" in file_table:
+        mode = parse_mode(file_table["ranks"], str(found[0]))
+    else:
+        mode = "main"
+    return Settings(names, directory.expanduser(), per_tracker, source, mode)

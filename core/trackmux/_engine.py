@@ -5,7 +5,7 @@ Shape (see docs/architecture.md)::
     log()  ──validate, append──▶  run buffer (memory)
                                       │  committer: group commit every 50 ms
                                       ▼
-                                 journal (records.jsonl)          one file per run
+                                 journal (records.tmf)            one file per run
                                       │
                ┌──────────────────────┼──────────────────────┐
                ▼                      ▼                      ▼
@@ -33,7 +33,6 @@ import bisect
 import contextlib
 import inspect
 import logging
-import os
 import secrets
 import string
 import threading

@@ -3,18 +3,20 @@
 One directory per run, under ``<data dir>/journal/<run id>/``::
 
     run.json            the run: config, creation, the trackers it goes to and their job ids,
-                        and its final state once finish() or cancel_job() was called
-    records.jsonl       one line per record: [seq, step, timestamp, {name: value}]
-    cursors/<tracker>   "<seq> <byte offset>": what that tracker acknowledged
+                        its final state once finish() or cancel_job() was called, and the
+                        process writing it (cleared when that process lets go)
+    records.tmf         the records, in frames (see :mod:`trackmux_spec.framing`): one frame
+                        per group commit, each record a tuple (seq, step, timestamp, values)
+    cursors/<tracker>   "<seq> <byte offset>": what that tracker acknowledged; the offset is
+                        the start of the frame holding record <seq>
 
 Records are appended by the engine's committer (group commit), read back by each tracker's
-worker from its cursor, and replayed by ``trackmux sync``. A line torn by a crash is cut off
+worker from its cursor, and replayed by ``trackmux sync``. A frame torn by a crash is cut off
 when the journal is reopened: it was never acknowledged to anyone.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -23,55 +25,81 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from trackmux_spec import MetricRecord
+from trackmux_spec.framing import encode_frame, iter_frames, valid_length
 
 from ._files import make_private_dir, open_private, read_json, write_json_atomic
 
-__all__ = ["Cursor", "RecordReader", "RunJournal", "encode_records", "iter_run_ids", "pid_alive"]
+__all__ = ["Cursor", "RecordReader", "RunJournal", "count_records", "encode_records",
+           "iter_run_ids", "pid_alive", "read_records"]
 
-_ENCODER = json.JSONEncoder(allow_nan=True, separators=(",", ":"), ensure_ascii=False)
-_encode = _ENCODER.encode
+RECORDS_FILE = "records.tmf"
 
-Cursor = tuple[int, int]  # (next seq to deliver, byte offset of that record's line)
+Cursor = tuple[int, int]  # (next seq to deliver, byte offset of the frame holding it)
 
 
 def encode_records(records: list[tuple[int, int, float, dict[str, Any]]]) -> bytes:
-    """The journal lines of ``records`` (``(seq, step, timestamp, values)`` tuples)."""
-    return ("\n".join(map(_encode, records)) + "\n").encode("utf-8")
+    """The journal frame of ``records`` (``(seq, step, timestamp, values)`` tuples)."""
+    return encode_frame(records)
 
 
-def _decode(line: bytes) -> MetricRecord:
-    seq, step, timestamp, values = json.loads(line)
-    return MetricRecord(seq, step, timestamp, values)
+def read_records(path: Path) -> Iterator[tuple[int, int, float, dict[str, Any]]]:
+    """Every complete record of a journal file, as tuples, in order (read-only)."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with handle:
+        for _, _, _, items in iter_frames(handle):
+            yield from items  # type: ignore[misc]
+
+
+def count_records(path: Path) -> int:
+    """How many complete records a journal file holds (headers only; read-only)."""
+    try:
+        with open(path, "rb") as handle:
+            return valid_length(handle)[1]
+    except FileNotFoundError:
+        return 0
 
 
 class RecordReader:
-    """Reads a run's records sequentially from a byte offset."""
+    """Reads a run's records sequentially from a cursor."""
 
     def __init__(self, path: Path, cursor: Cursor) -> None:
         self._handle: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
-        self._handle.seek(cursor[1])
-        self.cursor = cursor
-
-    def read(self, count: int) -> tuple[list[MetricRecord], Cursor]:
-        """Up to ``count`` complete records from the current position, and the cursor after them."""
-        records: list[MetricRecord] = []
-        seq, offset = self.cursor
-        handle = self._handle
-        while len(records) < count:
-            line = handle.readline()
-            if not line.endswith(b"\n"):
-                handle.seek(offset)
-                break
-            records.append(_decode(line))
-            offset += len(line)
-            seq += 1
-        self.cursor = (seq, offset)
-        return records, self.cursor
+        self.rewind(cursor)
 
     def rewind(self, cursor: Cursor) -> None:
-        """Go back to ``cursor`` (a batch that must be read again)."""
-        self._handle.seek(cursor[1])
+        """Go to ``cursor`` (also: a batch that must be read again)."""
         self.cursor = cursor
+        self._items: list[Any] = []
+        self._index = 0
+        self._frame_start = cursor[1]
+        self._next_frame = cursor[1]
+
+    def _load_next_frame(self) -> bool:
+        for start, end, _, items in iter_frames(self._handle, self._next_frame):
+            self._frame_start, self._next_frame = start, end
+            self._items = items  # type: ignore[assignment]
+            self._index = max(0, self.cursor[0] - self._items[0][0]) if self._items else 0
+            return True
+        return False
+
+    def read(self, count: int) -> tuple[list[MetricRecord], Cursor]:
+        """Up to ``count`` records from the cursor, and the cursor after them."""
+        records: list[MetricRecord] = []
+        while len(records) < count:
+            if self._index >= len(self._items):
+                if not self._load_next_frame():
+                    break
+                continue
+            take = self._items[self._index:self._index + count - len(records)]
+            records.extend(MetricRecord(*item) for item in take)
+            self._index += len(take)
+        seq = self.cursor[0] + len(records)
+        offset = self._frame_start if self._index < len(self._items) else self._next_frame
+        self.cursor = (seq, offset)
+        return records, self.cursor
 
     def close(self) -> None:
         """Close the file."""
@@ -84,7 +112,7 @@ class RunJournal:
     def __init__(self, directory: Path, meta: dict[str, Any]) -> None:
         self.directory = directory
         self.meta = meta
-        self.records_path = directory / "records.jsonl"
+        self.records_path = directory / RECORDS_FILE
         self.record_count = 0
         self.last_step = -1
         self.size = 0
@@ -146,22 +174,18 @@ class RunJournal:
         return journal
 
     def _scan(self) -> None:
-        count = 0
-        good = 0
-        last_line = b""
+        last_start = None
+        count = good = 0
         with open(self.records_path, "rb") as handle:
-            for line in handle:
-                if not line.endswith(b"\n"):
-                    break
-                count += 1
-                good += len(line)
-                last_line = line
+            for start, end, records, _ in iter_frames(handle, 0, decode=False):
+                last_start, good, count = start, end, count + records
+            if last_start is not None:
+                last_frame = next(iter_frames(handle, last_start))[3]
+                self.last_step = int(last_frame[-1][1])  # type: ignore[index]
         if good != self.records_path.stat().st_size:
             os.truncate(self.records_path, good)
         self.record_count = count
         self.size = good
-        if last_line:
-            self.last_step = int(json.loads(last_line)[1])
 
     # -- records --------------------------------------------------------------
 
@@ -183,10 +207,8 @@ class RunJournal:
 
     def read_all(self) -> Iterator[MetricRecord]:
         """Every complete record, in order."""
-        with open(self.records_path, "rb") as handle:
-            for line in handle:
-                if line.endswith(b"\n"):
-                    yield _decode(line)
+        for item in read_records(self.records_path):
+            yield MetricRecord(*item)
 
     def close(self) -> None:
         """Close the append handle and release the run for other processes."""

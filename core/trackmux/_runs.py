@@ -6,7 +6,7 @@ Every run made on this machine is in ``<data dir>/journal/<run id>/`` whatever i
 * :func:`list_runs` / :func:`load_run`: a run's config, creation time, record count, final
   status and, per tracker, its job id and how many records it acknowledged (its cursor).
 * :func:`metric_stats`: per metric the count, last value, min and max (NaN ignored for
-  min/max), streamed from ``records.jsonl`` so a long run does not fill memory.
+  min/max), streamed from the journal so a long run does not fill memory.
 * :func:`config_values` / :func:`differing_keys`: a run's set config fields, flat, and the
   keys whose values differ between runs.
 
@@ -18,7 +18,6 @@ otherwise the files are only read (an incomplete last line is skipped either way
 from __future__ import annotations
 
 import math
-import socket
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -29,9 +28,7 @@ from attrs import define, field
 from trackmux_spec import TrainingConfig
 
 from ._engine import check_run_id
-from ._journal import pid_alive
-from ._files import read_json
-from ._journal import RunJournal, iter_run_ids
+from ._journal import RunJournal, count_records, iter_run_ids
 
 __all__ = [
     "MetricStats",
@@ -157,34 +154,10 @@ class MetricStats:
 # -- opening runs -------------------------------------------------------------------------
 
 
-def _writer_gone(meta: Mapping[str, Any]) -> bool:
-    """Whether the process that wrote this run is known to have exited."""
-    pid = meta.get("pid")
-    if meta.get("host") != socket.gethostname() or not isinstance(pid, int):
-        return False  # another machine (shared file system) or unknown: assume it may live
-    return not pid_alive(pid)
-
-
-def _count_lines(path: Path) -> int:
-    """Complete records in ``path`` (a torn last line has no newline yet)."""
-    count = 0
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                count += chunk.count(b"\n")
-    except FileNotFoundError:
-        return 0
-    return count
-
-
 def _open(root: Path, run_id: str) -> tuple[RunJournal, int]:
-    """The run's journal and its number of complete records, without racing a live writer."""
-    meta = read_json(root / run_id / "run.json")
-    if _writer_gone(meta):
-        journal = RunJournal.open(root, run_id)  # repairs a torn tail, as sync would
-        return journal, journal.record_count
-    journal = RunJournal(root / run_id, meta)
-    return journal, _count_lines(journal.records_path)
+    """The run's journal (read-only: a live writer may still append) and its record count."""
+    journal = RunJournal(root / run_id, RunJournal.read_meta(root, run_id))
+    return journal, count_records(journal.records_path)
 
 
 def _tracker_names(journal: RunJournal) -> list[str]:

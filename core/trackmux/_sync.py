@@ -26,7 +26,7 @@ from attrs import define, field
 from ._api import _EngineThread
 from ._config import load_settings
 from ._engine import Engine
-from ._journal import RunJournal, iter_run_ids
+from ._journal import RECORDS_FILE, RunJournal, count_records, iter_run_ids
 from ._plugins import get_plugin_manager, tracker_caller
 
 __all__ = ["RunSync", "SyncReport", "pending_runs", "sync"]
@@ -79,19 +79,11 @@ def pending_runs(data_dir: os.PathLike[str] | str, tracker: str) -> list[str]:
     out = []
     for run_id in iter_run_ids(journal_root):
         meta = RunJournal.read_meta(journal_root, run_id)
-        count = _count_records(journal_root / run_id / "records.jsonl")
+        count = count_records(journal_root / run_id / RECORDS_FILE)
         cursor = _read_cursor(journal_root / run_id / "cursors" / tracker)
         if _needs_sync(meta, count, cursor, tracker):
             out.append(run_id)
     return out
-
-
-def _count_records(path: Any) -> int:
-    count = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            count += chunk.count(b"\n")
-    return count
 
 
 def _read_cursor(path: Any) -> int:
