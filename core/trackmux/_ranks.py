@@ -91,7 +91,8 @@ class RankPolicy:
         """True on a non-main rank in ``"main"`` mode: nothing is created or sent."""
         return self.mode == "main" and bool(self.rank)
 
-    def adapt(self, config: TrainingConfig, run_id: str | None) -> tuple[TrainingConfig, str | None]:
+    def adapt(self, config: TrainingConfig,
+              run_id: str | None) -> tuple[TrainingConfig, str | None]:
         """The config and run id of this rank's own run (unchanged unless mode ``"all"``)."""
         if self.mode != "all" or self.rank is None:
             return config, run_id
