@@ -20,10 +20,18 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-__all__ = ["HEADER", "MAGIC", "encode_frame", "iter_frames", "valid_length"]
+__all__ = ["HEADER", "MAGIC", "CorruptFrameError", "encode_frame", "iter_frames", "valid_length"]
 
 MAGIC = b"TMF1"
 HEADER = struct.Struct("<4sIII")
+
+
+class CorruptFrameError(ValueError):
+    """A frame before the end of the file is damaged: not a crash, a corrupted file."""
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(f"corrupt frame at byte {offset}: {reason}")
+        self.offset = offset
 
 
 def encode_frame(items: list[Any]) -> bytes:
@@ -33,14 +41,20 @@ def encode_frame(items: list[Any]) -> bytes:
 
 
 def _read_frame(handle: BinaryIO, decode: bool) -> tuple[int, list[Any] | None] | None:
+    """The next frame; ``None`` at the end or for a torn last frame."""
+    start = handle.tell()
     header = handle.read(HEADER.size)
     if len(header) < HEADER.size:
         return None
     magic, length, crc, count = HEADER.unpack(header)
     if magic != MAGIC:
-        return None
+        raise CorruptFrameError(start, "no frame header")
     payload = handle.read(length)
-    if len(payload) < length or zlib.crc32(payload) != crc:
+    if len(payload) < length:
+        return None
+    if zlib.crc32(payload) != crc:
+        if handle.read(1):
+            raise CorruptFrameError(start, "checksum mismatch")
         return None
     return count, (marshal.loads(payload) if decode else None)
 
@@ -49,8 +63,9 @@ def iter_frames(handle: BinaryIO, offset: int = 0, *, decode: bool = True
                 ) -> Iterator[tuple[int, int, int, list[Any] | None]]:
     """``(start, end, count, items)`` of each complete frame from ``offset``, in order.
 
-    Stops at the end of the file or at a torn or corrupt frame. With ``decode=False`` the
-    items are ``None`` (only the headers and checksums are read).
+    Stops at the end of the file or at a torn last frame (what a crash leaves); raises
+    :class:`CorruptFrameError` for damage before the end. With ``decode=False`` the items
+    are ``None`` (only the headers and checksums are read).
     """
     handle.seek(offset)
     while True:

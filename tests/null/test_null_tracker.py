@@ -29,6 +29,7 @@ from trackmux_spec import (
     UnknownJobError,
     hookspecs,
 )
+from trackmux_spec.framing import HEADER, encode_frame, iter_frames
 
 
 def rec(seq: int, **values: float) -> MetricRecord:
@@ -72,10 +73,11 @@ def job(session: null.NullSession) -> str:
 
 
 def history_seqs(session: null.NullSession, job_id: str) -> list[int]:
-    path = session.root / "runs" / job_id / "history.jsonl"
+    path = session.root / "runs" / job_id / "history.tmf"
     if not path.exists():
         return []
-    return [json.loads(line)["_seq"] for line in path.read_text().splitlines()]
+    with path.open("rb") as handle:
+        return [row["_seq"] for _, _, _, rows in iter_frames(handle) for row in rows]
 
 
 def dead_pid() -> int:
@@ -252,17 +254,20 @@ def test_unknown_job_ids(session: null.NullSession) -> None:
     assert null.compare(session, ["nosuchrun"]).runs == []
 
 
+_NEXT_FRAME = encode_frame([{"loss": 3.0, "_step": 30, "_timestamp": 1.0, "_seq": 3}])
+
+
 @pytest.mark.parametrize(
     "tail",
-    [b'{"loss": 1.0, "_st', b'{"loss":3.0,"_step":30,"_timestamp":1.0,"_seq":3}', b"garbage}\n"],
-    ids=["partial", "no-newline", "invalid-json"],
+    [_NEXT_FRAME[:7], _NEXT_FRAME[:-3], _NEXT_FRAME[:-1] + b"\x00"],
+    ids=["partial-header", "partial-payload", "torn-payload-bytes"],
 )
-def test_torn_last_line_is_truncated(
+def test_torn_last_frame_is_truncated(
     data_dir: Path, session: null.NullSession, job: str, tail: bytes
 ) -> None:
     null.log_metrics(session, job, recs(0, 3))
     null.disconnect(session)
-    path = data_dir / "runs" / job / "history.jsonl"
+    path = data_dir / "runs" / job / "history.tmf"
     good = path.read_bytes()
     with path.open("ab") as out:
         out.write(tail)
@@ -276,14 +281,16 @@ def test_torn_last_line_is_truncated(
     null.disconnect(again)
 
 
-def test_corrupt_middle_line_is_permanent_error(
+def test_corrupt_middle_frame_is_permanent_error(
     data_dir: Path, session: null.NullSession, job: str
 ) -> None:
-    null.log_metrics(session, job, recs(0, 3))
+    null.log_metrics(session, job, recs(0, 2))
+    null.log_metrics(session, job, recs(2, 3))
     null.disconnect(session)
-    path = data_dir / "runs" / job / "history.jsonl"
-    lines = path.read_bytes().splitlines(keepends=True)
-    path.write_bytes(lines[0] + b"garbage\n" + lines[2])
+    path = data_dir / "runs" / job / "history.tmf"
+    data = bytearray(path.read_bytes())
+    data[HEADER.size + 2] ^= 0xFF  # a flipped bit in the first frame's payload
+    path.write_bytes(bytes(data))
     again = null.connect({}, ConnectContext(data_dir=data_dir))
     with pytest.raises(PermanentError, match="corrupt"):
         null.log_metrics(again, job, recs(3, 4))
@@ -292,8 +299,6 @@ def test_corrupt_middle_line_is_permanent_error(
 
 def test_nan_and_infinity_round_trip(session: null.NullSession, job: str) -> None:
     null.log_metrics(session, job, [rec(0, a=math.nan, b=math.inf, c=-math.inf, d=1)])
-    raw = (session.root / "runs" / job / "history.jsonl").read_text()
-    assert "NaN" in raw and "Infinity" in raw and "-Infinity" in raw
     (row,) = null.get_history(session, job)
     assert math.isnan(row["a"])
     assert row["b"] == math.inf and row["c"] == -math.inf and row["d"] == 1

@@ -10,21 +10,22 @@ On-disk layout, under the data directory::
     runs/<job_id>/meta.json         run_id, name, config (TrainingConfig.to_dict()),
                                     hyperparameters, state, created, finished (Unix
                                     seconds or null), pid, hostname
-    runs/<job_id>/history.jsonl     one JSON object per line and per record: its values
-                                    plus "_step", "_timestamp" and "_seq" (0, 1, 2, ...)
+    runs/<job_id>/history.tmf       the rows, in frames (trackmux_spec.framing): one dict
+                                    per record, its values plus "_step", "_timestamp" and
+                                    "_seq" (0, 1, 2, ...); `trackmux show` and get_history
+                                    read them
     artifacts/<artifact_id>.json    manifest: name, type, description, metadata, job_id,
                                     files: [{path, sha256, size}] (relative POSIX paths)
     blobs/sha256/<aa>/<hex>         file contents by SHA-256; identical content is stored once
 
 Every directory is created with mode ``0o700`` and every file with ``0o600``.
 ``meta.json`` and manifests are replaced atomically (temporary file, ``os.replace``);
-history lines are appended and flushed (not fsynced). A line torn by a crash (no
-trailing newline, or not valid JSON) is cut off when the job's history is next loaded
-for writing, and ignored when it is read.
+history frames are appended and flushed (not fsynced; the core's journal is the durable
+copy). A frame torn by a crash is cut off when the job's history is next loaded for
+writing, and ignored when it is read. Frames keep floats binary: a row costs a fraction of
+a microsecond to store, where JSON text costs several.
 
-NaN and infinities: metric values are written with :mod:`json`'s default
-``allow_nan=True``, as the tokens ``NaN``, ``Infinity`` and ``-Infinity``, and read back
-as the same Python floats. Other JSON parsers may reject these tokens.
+NaN and infinities are stored and read back as the same Python floats.
 
 A job whose recorded state is still ``running`` but whose recorded process (same
 hostname) no longer exists is reported as :attr:`~trackmux_spec.JobStatus.CRASHED`.
@@ -152,7 +153,7 @@ def log_metrics(session: NullSession, job_id: str, records: Sequence[MetricRecor
 
     :raises PermanentError: the batch is not consecutive, or starts after a gap (the
         message names the expected and the received ``seq``), a metric uses a reserved
-        name (``_step``, ``_timestamp``, ``_seq``), a value is not JSON-serialisable, or
+        name (``_step``, ``_timestamp``, ``_seq``), a value cannot be stored, or
         the stored history is corrupt.
     :raises RetryableError: writing the file failed.
     :raises UnknownJobError: no such job.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from trackmux_spec import RetryableError, TrackerClosedError, UnknownJobError
+from trackmux_spec.framing import CorruptFrameError, encode_frame, iter_frames
 
 __all__ = ["NullSession", "is_alive"]
 
@@ -91,12 +92,11 @@ def read_json(path: Path) -> Any | None:
 
 
 def read_history(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Parse a ``history.jsonl`` file.
+    """Read a ``history.tmf`` file (frames of row dicts, :mod:`trackmux_spec.framing`).
 
-    :returns: the complete rows and the byte length they occupy. A torn last line (no
-        trailing newline, or not valid JSON) is not counted, so the caller may truncate
-        the file to that length.
-    :raises RuntimeError: a line before the last is corrupt, or ``_seq`` skips a value.
+    :returns: the complete rows and the byte length they occupy. A torn last frame is not
+        counted, so the caller may truncate the file to that length.
+    :raises RuntimeError: ``_seq`` skips a value (the file was edited or mixed up).
     """
     rows: list[dict[str, Any]] = []
     good = 0
@@ -105,24 +105,19 @@ def read_history(path: Path) -> tuple[list[dict[str, Any]], int]:
     except FileNotFoundError:
         return rows, 0
     with source:
-        pending: tuple[int, bytes] | None = None
-        for line in source:
-            if pending is not None:
-                raise RuntimeError(f"{path}: line {pending[0]} is corrupt: {pending[1][:80]!r}")
-            try:
-                row = json.loads(line) if line.endswith(b"\n") else None
-            except ValueError:
-                row = None
-            if not isinstance(row, dict):
-                pending = (len(rows) + 1, line)
-                continue
-            if row.get("_seq") != len(rows):
-                raise RuntimeError(
-                    f"{path}: line {len(rows) + 1} has _seq {row.get('_seq')!r},"
-                    f" expected {len(rows)}"
-                )
-            rows.append(row)
-            good += len(line)
+        try:
+            frames = list(iter_frames(source))
+        except CorruptFrameError as exc:
+            raise RuntimeError(f"{path} is corrupt: {exc}") from None
+        for _, end, _, items in frames:
+            for row in items or ():
+                if not isinstance(row, dict) or row.get("_seq") != len(rows):
+                    raise RuntimeError(
+                        f"{path}: row {len(rows) + 1} has _seq "
+                        f"{row.get('_seq') if isinstance(row, dict) else row!r}, "
+                        f"expected {len(rows)}")
+                rows.append(row)
+            good = end
     return rows, good
 
 
@@ -189,8 +184,8 @@ class NullSession:
         return self.run_dir(job_id) / "meta.json"
 
     def history_path(self, job_id: str) -> Path:
-        """``runs/<job_id>/history.jsonl``."""
-        return self.run_dir(job_id) / "history.jsonl"
+        """``runs/<job_id>/history.tmf``."""
+        return self.run_dir(job_id) / "history.tmf"
 
     def manifest_path(self, artifact_id: str) -> Path:
         """``artifacts/<artifact_id>.json``; an unsafe id is an unknown artifact."""
@@ -221,7 +216,7 @@ class NullSession:
     def stored_count(self, job_id: str) -> int:
         """How many history rows the job holds, loading (and repairing) the file once.
 
-        A torn last line left by a crash is truncated away on load.
+        A torn last frame left by a crash is truncated away on load.
         """
         with self.lock:
             if job_id not in self._counts:
@@ -235,13 +230,13 @@ class NullSession:
             return self._counts[job_id]
 
     def append_rows(self, job_id: str, rows: list[dict[str, Any]]) -> None:
-        """Append already-numbered rows (JSON lines) to the job's history and flush.
+        """Append already-numbered rows (one frame) to the job's history and flush.
 
         :raises RetryableError: the write failed; the count is reloaded on the next call.
         """
         if not rows:
             return
-        data = b"".join(json.dumps(row, separators=(",", ":")).encode() + b"\n" for row in rows)
+        data = encode_frame(rows)
         with self.lock:
             count = self.stored_count(job_id)
             try:
@@ -258,7 +253,7 @@ class NullSession:
             self._counts[job_id] = count + len(rows)
 
     def history(self, job_id: str) -> list[dict[str, Any]]:
-        """Every complete stored row of the job (a torn last line is ignored, not repaired)."""
+        """Every complete stored row of the job (a torn last frame is ignored, not repaired)."""
         with self.lock:
             self.read_meta(job_id)
             return read_history(self.history_path(job_id))[0]
