@@ -594,7 +594,7 @@ class Engine:
     def log(self, run_id: str, metrics: Any, step: Any = None) -> None:
         """Accept one record: validate, number, append. Thread-safe; never blocks on I/O."""
         values = normalize_metrics(metrics)
-        if step is not None:
+        if step is not None and (type(step) is not int or step < 0):
             step = normalize_step(step)
         timestamp = self._wall()
         run = self.runs.get(run_id)

@@ -26,8 +26,24 @@ __all__ = ["MAX_KEY_LENGTH", "normalize_metrics", "normalize_step"]
 MAX_KEY_LENGTH = 250
 
 
+#: Names that passed validation once; checking membership is the hot path's fast lane.
+_KNOWN_KEYS: set[str] = set()
+_KNOWN_KEYS_LIMIT = 4096
+
+
 def normalize_metrics(metrics: Any) -> dict[str, float | int]:
     """Return a private copy of ``metrics`` with every value a plain ``int`` or ``float``."""
+    if type(metrics) is dict and metrics:
+        known = _KNOWN_KEYS
+        for key, value in metrics.items():
+            kind = type(value)
+            if key not in known or (kind is not float and kind is not int):
+                return _normalize(metrics)
+        return metrics.copy()
+    return _normalize(metrics)
+
+
+def _normalize(metrics: Any) -> dict[str, float | int]:
     if type(metrics) is not dict and not isinstance(metrics, Mapping):
         raise TypeError(
             f"metrics must be a mapping of names to numbers, got {type(metrics).__name__} "
@@ -43,6 +59,8 @@ def normalize_metrics(metrics: Any) -> dict[str, float | int]:
             _add_slow(out, key, value, "")
     if not out:
         raise ValueError("metrics is empty: log at least one value")
+    if len(_KNOWN_KEYS) < _KNOWN_KEYS_LIMIT:
+        _KNOWN_KEYS.update(out)
     return out
 
 
