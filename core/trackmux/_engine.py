@@ -538,6 +538,9 @@ class Engine:
     async def submit(self, config: TrainingConfig, run_id: str | None) -> str:
         """Create a run (journal first), then submit it to every tracker.
 
+        A ``run_id`` already in the journal resumes that run: its steps and records go on
+        where they stopped, and a finished run is open again.
+
         Waits until each tracker created the run, failed for good, or failed once in a way
         worth retrying (the retries go on in the background, so an outage does not hold
         the training loop).
@@ -555,6 +558,7 @@ class Engine:
                 raise ValueError(f"run_id {run_id!r} is already active in this session")
             if (self.journal_root / run_id).exists():
                 journal = RunJournal.open(self.journal_root, run_id)
+                journal.reopen()
             else:
                 journal = RunJournal.create(self.journal_root, run_id, config.to_dict())
         return await self._attach(journal)

@@ -263,6 +263,15 @@ class RunJournal:
         self.meta["final_status"] = status
         self.save_meta()
 
+    def reopen(self) -> None:
+        """Make a finished run open again (resumed by id): no final state, nothing told."""
+        if self.meta.get("final_status") is None:
+            return
+        self.meta["final_status"] = None
+        for entry in self.meta["trackers"].values():
+            entry.pop("finished", None)
+        self.save_meta()
+
     def save_meta(self) -> None:
         """Write ``run.json``."""
         write_json_atomic(self.directory / "run.json", self.meta)

@@ -1,0 +1,176 @@
+"""What log_metrics and friends do with bad input: a clear error naming the key and the
+value, or a documented behaviour, and nothing already accepted is lost."""
+
+from __future__ import annotations
+
+import decimal
+import fractions
+import math
+from pathlib import Path
+
+import pytest
+
+import trackmux
+from trackmux import JobStatus, TrackerClosedError, UnknownJobError
+
+
+class Scalar:
+    """Stands in for a numpy/torch scalar: has .item()."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def item(self) -> float:
+        return self.value
+
+
+class Tensor:
+    """Stands in for a multi-element tensor: .item() raises."""
+
+    def item(self) -> float:
+        raise ValueError("only one element tensors can be converted to Python scalars")
+
+
+class Floaty:
+    def __float__(self) -> float:
+        return 2.5
+
+
+@pytest.fixture
+def tracker(tmp_path: Path):
+    with trackmux.Tracker(["null"], data_dir=tmp_path) as tracker:
+        yield tracker
+
+
+@pytest.fixture
+def run(tracker: trackmux.Tracker) -> str:
+    return tracker.submit_job(name="bad-input")
+
+
+@pytest.mark.parametrize(
+    ("metrics", "error", "mentions"),
+    [
+        ({"loss": "high"}, TypeError, ["'loss'", "'high'"]),
+        ({"loss": None}, TypeError, ["'loss'", "None"]),
+        ({"done": True}, TypeError, ["'done'", "True"]),
+        ({"": 1.0}, ValueError, ["empty"]),
+        ({"x" * 251: 1.0}, ValueError, ["251", "250"]),
+        ({"_step": 1.0}, ValueError, ["'_step'", "reserved"]),
+        ({3: 1.0}, TypeError, ["3"]),
+        ({"t": Tensor()}, TypeError, ["'t'", "scalar"]),
+        ({"nested": {"bad": "x"}}, TypeError, ["'nested/bad'"]),
+        ({}, ValueError, ["empty"]),
+        ([("loss", 1.0)], TypeError, ["mapping"]),
+    ],
+)
+def test_bad_metrics_are_rejected_naming_key_and_value(
+        tracker: trackmux.Tracker, run: str, metrics, error, mentions) -> None:
+    tracker.log_metrics(run, {"loss": 1.0}, step=0)
+    with pytest.raises(error) as caught:
+        tracker.log_metrics(run, metrics, step=1)
+    for text in mentions:
+        assert text in str(caught.value)
+    tracker.log_metrics(run, {"loss": 0.5}, step=1)
+    tracker.flush()
+    assert [row["loss"] for row in tracker.get_history(run)] == [1.0, 0.5]
+
+
+def test_scalars_nested_dicts_nan_and_infinities_are_accepted(
+        tracker: trackmux.Tracker, run: str) -> None:
+    tracker.log_metrics(run, {
+        "np": Scalar(0.25), "dec": decimal.Decimal("1.5"), "frac": fractions.Fraction(1, 4),
+        "floaty": Floaty(), "train": {"loss": 2.0, "deep": {"x": 1}},
+        "nan": math.nan, "inf": math.inf, "ninf": -math.inf, "int": 7,
+    }, step=0)
+    tracker.flush()
+    (row,) = tracker.get_history(run)
+    assert row["np"] == 0.25 and row["dec"] == 1.5 and row["frac"] == 0.25
+    assert row["floaty"] == 2.5 and row["train/loss"] == 2.0 and row["train/deep/x"] == 1
+    assert math.isnan(row["nan"]) and row["inf"] == math.inf and row["ninf"] == -math.inf
+    assert row["int"] == 7 and type(row["int"]) is int
+
+
+def test_the_callers_dict_is_copied(tracker: trackmux.Tracker, run: str) -> None:
+    metrics = {"loss": 1.0}
+    tracker.log_metrics(run, metrics, step=0)
+    metrics["loss"] = 99.0
+    tracker.flush()
+    assert tracker.get_history(run)[0]["loss"] == 1.0
+
+
+@pytest.mark.parametrize(("step", "error", "text"), [
+    (-1, ValueError, "-1"), (1.5, TypeError, "1.5"), ("3", TypeError, "'3'"),
+    (True, TypeError, "True"),
+])
+def test_bad_steps_are_rejected(tracker: trackmux.Tracker, run: str, step, error, text) -> None:
+    with pytest.raises(error, match=text):
+        tracker.log_metrics(run, {"loss": 1.0}, step=step)
+
+
+def test_decreasing_step_is_rejected_and_equal_step_is_allowed(
+        tracker: trackmux.Tracker, run: str) -> None:
+    tracker.log_metrics(run, {"loss": 1.0}, step=10)
+    tracker.log_metrics(run, {"eval": 2.0}, step=10)
+    with pytest.raises(ValueError, match="step 5 is less than .* current step 10"):
+        tracker.log_metrics(run, {"loss": 1.0}, step=5)
+    tracker.log_metrics(run, {"loss": 0.5})  # no step: the next one
+    tracker.flush()
+    assert [row["_step"] for row in tracker.get_history(run)] == [10, 10, 11]
+
+
+def test_unknown_job_ids_raise_unknown_job_error(tracker: trackmux.Tracker) -> None:
+    with pytest.raises(UnknownJobError, match="nosuch"):
+        tracker.log_metrics("nosuch", {"loss": 1.0})
+    with pytest.raises(UnknownJobError):
+        tracker.get_job_status("nosuch")
+    with pytest.raises(UnknownJobError):
+        tracker.finish("nosuch")
+
+
+def test_logging_after_disconnect_raises_tracker_closed(tmp_path: Path) -> None:
+    tracker = trackmux.Tracker(["null"], data_dir=tmp_path)
+    run = tracker.submit_job()
+    tracker.log_metrics(run, {"loss": 1.0})
+    tracker.disconnect()
+    with pytest.raises(TrackerClosedError):
+        tracker.log_metrics(run, {"loss": 2.0})
+    with trackmux.Tracker(["null"], data_dir=tmp_path) as again:
+        assert len(again.get_history(run)) == 1
+
+
+def test_logging_after_finish_is_rejected(tracker: trackmux.Tracker, run: str) -> None:
+    tracker.log_metrics(run, {"loss": 1.0})
+    tracker.finish(run)
+    with pytest.raises(ValueError, match="finished"):
+        tracker.log_metrics(run, {"loss": 2.0})
+    assert tracker.get_job_status(run) == JobStatus.FINISHED
+
+
+def test_missing_artifact_file_raises_file_not_found(
+        tracker: trackmux.Tracker, run: str, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nope.bin"):
+        tracker.upload_artifact(tmp_path / "nope.bin", {"job_id": run})
+
+
+def test_a_directory_uploads_as_one_artifact(
+        tracker: trackmux.Tracker, run: str, tmp_path: Path) -> None:
+    folder = tmp_path / "ckpt"
+    (folder / "inner").mkdir(parents=True)
+    (folder / "a.pt").write_bytes(b"a")
+    (folder / "inner" / "b.pt").write_bytes(b"b")
+    artifact = tracker.upload_artifact(folder, {"job_id": run, "name": "ckpt", "type": "model"})
+    out = tracker.download_artifact(artifact, tmp_path / "out")
+    assert (out / "a.pt").read_bytes() == b"a"
+    assert (out / "inner" / "b.pt").read_bytes() == b"b"
+
+
+def test_bad_training_config_names_the_field(tracker: trackmux.Tracker) -> None:
+    with pytest.raises(TypeError, match="rank must be an integer, got '16'"):
+        tracker.submit_job(rank="16")
+    with pytest.raises(ValueError, match="dropout must be in"):
+        tracker.submit_job(dropout=1.5)
+
+
+def test_bad_run_id_is_rejected(tracker: trackmux.Tracker) -> None:
+    with pytest.raises(ValueError, match="run_id"):
+        tracker.submit_job(run_id="../escape")
