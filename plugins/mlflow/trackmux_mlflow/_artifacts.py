@@ -1,0 +1,250 @@
+"""Artifacts through the tracking server's artifact proxy.
+
+Layout under the run's artifact root (``mlflow-artifacts:/<experiment>/<run>/artifacts``):
+an artifact named ``ckpt`` keeps its files under ``ckpt/`` (a single file as
+``ckpt/<file name>``, a directory with its layout) and a manifest beside them,
+``ckpt.trackmux.json``: ``{"version", "name", "type", "description", "metadata",
+"kind": "file" | "directory", "files": [{"path", "size", "sha256"}]}``. The artifact id
+is ``<run id>/<name>``. Uploading the same name again replaces the manifest, so a
+download only ever fetches the files of the latest upload.
+
+Downloads check every manifest path before anything is written (``ValueError`` for one
+that is absolute or leaves the target directory) and verify each file's size and SHA-256.
+
+The engine does not journal artifacts, so each request is retried a few times with capped
+backoff (``artifact_attempts``, ``artifact_retry_wait``) on retryable failures; a final
+failure is a ``RuntimeError`` that names the step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, TypeVar
+
+from trackmux_spec import ArtifactSpec, PermanentError, RetryableError, UnknownJobError
+
+from ._failures import MLflowError
+from ._runs import get_run
+from ._session import MLflowSession
+
+__all__ = ["download_artifact", "safe_destination", "upload_artifact"]
+
+logger = logging.getLogger("trackmux.mlflow")
+
+T = TypeVar("T")
+
+_MANIFEST_SUFFIX = ".trackmux.json"
+_PROXY_SCHEME = "mlflow-artifacts:"
+_BAD_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
+_CHUNK = 1 << 20
+_MAX_WAIT = 30.0
+
+
+async def _step(session: MLflowSession, step: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Run ``call`` with bounded retries; a final failure is a RuntimeError naming ``step``."""
+    attempts = max(1, session.settings.artifact_attempts)
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except RetryableError as exc:
+            if attempt + 1 == attempts:
+                raise RuntimeError(f"{step} failed: {exc}") from None
+            wait = exc.retry_after
+            if wait is None:
+                wait = session.settings.artifact_retry_wait * 2**attempt
+            logger.info("MLflow %s failed (%s); retrying", step, exc)
+            await asyncio.sleep(min(wait, _MAX_WAIT))
+        except PermanentError as exc:
+            raise RuntimeError(f"{step} failed: {exc}") from None
+    raise AssertionError("unreachable")
+
+
+def artifact_name(name: str) -> str:
+    """``name`` as one safe path segment: ``[A-Za-z0-9_.-]``, no leading dot."""
+    cleaned = _BAD_NAME.sub("-", name).strip("-").lstrip(".")
+    return cleaned or "artifact"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _files(path: Path) -> tuple[str, list[tuple[str, Path]]]:
+    if path.is_file():
+        return "file", [(path.name, path)]
+    if not path.is_dir():
+        raise FileNotFoundError(f"artifact path does not exist: {path}")
+    found = sorted(p for p in path.rglob("*") if p.is_file())
+    return "directory", [(p.relative_to(path).as_posix(), p) for p in found]
+
+
+async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := await asyncio.to_thread(handle.read, _CHUNK):
+            yield chunk
+
+
+async def _artifact_root(session: MLflowSession, run_id: str, missing: str) -> str:
+    """The proxy path of the run's artifact root, e.g. ``1/<run>/artifacts``."""
+    run = await _step(session, "runs/get", lambda: get_run(session, run_id))
+    if run is None:
+        raise UnknownJobError(missing)
+    uri = str(run["info"].get("artifact_uri") or "")
+    if not uri.startswith(_PROXY_SCHEME):
+        raise RuntimeError(
+            f"MLflow run {run_id} stores artifacts at {uri!r}, not behind the server's artifact "
+            f"proxy; start the server with --serve-artifacts (the default)"
+        )
+    return uri[len(_PROXY_SCHEME):].lstrip("/").rstrip("/")
+
+
+async def upload_artifact(
+    session: MLflowSession, job_id: str, path: Path, artifact: ArtifactSpec
+) -> str:
+    """Upload ``path`` (a file, or a directory as one artifact) to run ``job_id``.
+
+    :returns: the artifact id, ``<run id>/<name>``.
+    :raises RuntimeError: a step failed; the message names it.
+    """
+    kind, files = _files(Path(path))
+    name = artifact_name(artifact.name)
+    root = await _artifact_root(session, job_id, job_id)
+    client = session.client
+    entries = []
+    for relative, local in files:
+        size = local.stat().st_size
+        digest = await asyncio.to_thread(_sha256, local)
+        target = f"{root}/{name}/{relative}"
+        await _step(
+            session,
+            f"upload of {relative}",
+            lambda target=target, local=local, size=size: client.put_artifact(
+                target, _chunks(local), size
+            ),
+        )
+        entries.append({"path": relative, "size": size, "sha256": digest})
+    manifest = json.dumps(
+        {
+            "version": 1,
+            "name": artifact.name,
+            "type": artifact.type,
+            "description": artifact.description,
+            "metadata": dict(artifact.metadata),
+            "kind": kind,
+            "files": entries,
+        },
+        indent=1,
+        default=str,
+    ).encode()
+    await _step(
+        session,
+        "manifest upload",
+        lambda: client.put_artifact(f"{root}/{name}{_MANIFEST_SUFFIX}", manifest, len(manifest)),
+    )
+    logger.info("MLflow artifact %s of run %s uploaded (%d files)", name, job_id, len(entries))
+    return f"{job_id}/{name}"
+
+
+def safe_destination(target_dir: Path, name: object) -> Path:
+    """Where manifest entry ``name`` lands under ``target_dir``.
+
+    :raises ValueError: ``name`` is empty, absolute, or resolves outside ``target_dir``.
+    """
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ValueError(f"refusing artifact entry with an invalid path: {name!r}")
+    if (
+        PurePosixPath(name).is_absolute()
+        or PureWindowsPath(name).is_absolute()
+        or PureWindowsPath(name).drive
+        or name.startswith("\\")
+    ):
+        raise ValueError(f"refusing absolute artifact entry path: {name!r}")
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if ".." in parts:
+        raise ValueError(f"refusing artifact entry path that leaves the target directory: {name!r}")
+    root = target_dir.resolve()
+    dest = (root / Path(*parts)).resolve()
+    if dest == root or not dest.is_relative_to(root):
+        raise ValueError(f"refusing artifact entry path that leaves the target directory: {name!r}")
+    return dest
+
+
+async def _manifest(session: MLflowSession, path: str) -> bytes | None:
+    try:
+        return await session.client.get_artifact(path)
+    except MLflowError as exc:
+        if exc.status_code == 404:
+            return None
+        raise
+
+
+def _parse_manifest(raw: bytes) -> tuple[str, list[dict[str, Any]]]:
+    try:
+        manifest = json.loads(raw)
+        files = manifest["files"]
+        if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+            raise TypeError
+        return str(manifest.get("kind", "directory")), files
+    except (ValueError, KeyError, TypeError):
+        raise RuntimeError("manifest download failed: the manifest is not valid") from None
+
+
+async def download_artifact(session: MLflowSession, artifact_id: str, target_dir: Path) -> Path:
+    """Fetch artifact ``<run id>/<name>`` into ``target_dir``, verifying sizes and SHA-256.
+
+    :returns: the file of a one-file artifact, else ``target_dir``.
+    :raises UnknownJobError: no such run or artifact.
+    :raises ValueError: a manifest path leaves ``target_dir``.
+    :raises RuntimeError: a step failed, or a file's size or checksum does not match.
+    """
+    run_id, sep, name = artifact_id.partition("/")
+    if not sep or not name or name != artifact_name(name):
+        raise UnknownJobError(artifact_id)
+    target_dir = Path(target_dir)
+    root = await _artifact_root(session, run_id, artifact_id)
+    client = session.client
+    raw = await _step(
+        session,
+        "manifest download",
+        lambda: _manifest(session, f"{root}/{name}{_MANIFEST_SUFFIX}"),
+    )
+    if raw is None:
+        raise UnknownJobError(artifact_id)
+    kind, files = _parse_manifest(raw)
+    destinations = [safe_destination(target_dir, f.get("path")) for f in files]
+    for entry, dest in zip(files, destinations, strict=True):
+        relative = entry["path"]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(dest.name + ".part")
+        try:
+            size, digest = await _step(
+                session,
+                f"download of {relative}",
+                lambda relative=relative, partial=partial: client.download_artifact(
+                    f"{root}/{name}/{relative}", partial
+                ),
+            )
+            if size != entry.get("size"):
+                raise RuntimeError(
+                    f"size mismatch for {relative!r}: got {size} bytes, the manifest says "
+                    f"{entry.get('size')}"
+                )
+            if digest != entry.get("sha256"):
+                raise RuntimeError(f"checksum mismatch for {relative!r}: the SHA-256 differs")
+            os.replace(partial, dest)
+        finally:
+            partial.unlink(missing_ok=True)
+    if kind == "file" and len(destinations) == 1:
+        return destinations[0]
+    return target_dir

@@ -1,0 +1,476 @@
+"""Runs on MLflow: create or resume, log metrics exactly once, finish, and read back.
+
+Exactly once: MLflow's ``runs/log-batch`` appends whatever it is sent, so every record
+carries a marker metric, :data:`SEQ_KEY` (``_trackmux.seq``), logged after the record's
+values in the same request, with MLflow step = the record's ``seq``, value = the record's
+own step and the record's timestamp. MLflow keeps each key's latest value by step, so the
+run's ``_trackmux.seq`` latest metric (one ``runs/get``) says how many records the server
+holds. The session keeps that count per job (:attr:`JobState.stored`) and skips records
+below it; it reads the count from the server when it resumes a run, and again after any
+``log-batch`` request whose outcome it does not know (a timeout, a dropped connection, a
+5xx). A request never splits a record unless the record alone exceeds MLflow's 1,000
+metrics per request; the server stores a request's metrics in one transaction, and it
+ignores a metric identical to one it holds (key, value, timestamp, step), which covers
+the resend of a record that was split.
+
+Reading back: ``metrics/get-history`` of the marker maps each ``(step, timestamp)`` to a
+``seq``; every other key's history is then sorted into rows by that pair. To keep the pair
+unique per record, a record whose step and millisecond timestamp are already taken in
+this job is moved forward by a millisecond (only records logged at the same step within
+the same millisecond are); values logged by other clients, without a marker, are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from trackmux_spec import (
+    Comparison,
+    JobStatus,
+    MetricRecord,
+    PermanentError,
+    RunSummary,
+    TrainingConfig,
+    UnknownJobError,
+)
+
+from ._failures import MLflowError
+from ._session import JobState, MLflowSession
+from ._values import (
+    MAX_BATCH_BYTES,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+    decode_metric,
+    decode_param,
+    encode_metric,
+    mlflow_name,
+    param_entries,
+    split_entries,
+    tag_entries,
+)
+
+__all__ = [
+    "SEQ_KEY",
+    "compare",
+    "finish_job",
+    "get_history",
+    "get_job_status",
+    "log_metrics",
+    "submit_job",
+]
+
+logger = logging.getLogger("trackmux.mlflow")
+
+#: The marker metric logged with every record (see the module docstring).
+SEQ_KEY = "_trackmux.seq"
+#: The run tag that holds trackmux's run id; ``submit_job`` finds runs by it.
+RUN_ID_TAG = "trackmux.run_id"
+
+_STATES = {
+    "RUNNING": JobStatus.RUNNING,
+    "SCHEDULED": JobStatus.PENDING,
+    "FINISHED": JobStatus.FINISHED,
+    "FAILED": JobStatus.FAILED,
+    "KILLED": JobStatus.KILLED,
+}
+_FINAL = {JobStatus.FINISHED: "FINISHED", JobStatus.FAILED: "FAILED", JobStatus.KILLED: "KILLED"}
+_HISTORY_PAGE = 25_000
+_PARALLEL_READS = 8
+
+
+def map_status(status: object) -> JobStatus:
+    """An MLflow ``RunStatus`` as a :class:`JobStatus` (unknown ones read as running)."""
+    mapped = _STATES.get(str(status))
+    if mapped is None:
+        logger.warning("unknown MLflow run status %r; reporting it as running", status)
+        return JobStatus.RUNNING
+    return mapped
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _is_missing(exc: MLflowError) -> bool:
+    return exc.status_code == 404 or exc.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+# -- experiments and runs ------------------------------------------------------------------
+
+
+async def experiment_id(session: MLflowSession, name: str) -> str:
+    """The id of experiment ``name``, created if it does not exist."""
+    known = session.experiments.get(name)
+    if known is not None:
+        return known
+    client = session.client
+    try:
+        found = await client.call(
+            "GET", "experiments/get-by-name", params={"experiment_name": name}
+        )
+        experiment = found.get("experiment") or {}
+        if experiment.get("lifecycle_stage") == "deleted":
+            raise PermanentError(
+                f"MLflow experiment {name!r} is deleted; restore it or choose another name"
+            )
+        ident = str(experiment["experiment_id"])
+    except MLflowError as exc:
+        if not _is_missing(exc):
+            raise
+        try:
+            created = await client.call("POST", "experiments/create", body={"name": name})
+            ident = str(created["experiment_id"])
+        except MLflowError as again:
+            if again.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return await experiment_id(session, name)
+        logger.info("created MLflow experiment %r (id %s)", name, ident)
+    session.experiments[name] = ident
+    return ident
+
+
+async def get_run(session: MLflowSession, run_id: str) -> dict[str, Any] | None:
+    """The run's ``{"info", "data"}``, or ``None`` if the server has no such run."""
+    try:
+        answer = await session.client.call("GET", "runs/get", params={"run_id": run_id})
+    except MLflowError as exc:
+        if _is_missing(exc) or exc.error_code == "INVALID_PARAMETER_VALUE":
+            return None
+        raise
+    run = answer.get("run")
+    return run if isinstance(run, dict) else None
+
+
+def _filter_value(run_id: str) -> str:
+    if "'" in run_id or "\\" in run_id:
+        raise PermanentError(f"run id {run_id!r} cannot be searched in MLflow (quote or backslash)")
+    return f"'{run_id}'"
+
+
+async def _find_run(session: MLflowSession, exp_id: str, run_id: str) -> dict[str, Any] | None:
+    answer = await session.client.call(
+        "POST",
+        "runs/search",
+        body={
+            "experiment_ids": [exp_id],
+            "filter": f"tags.`{RUN_ID_TAG}` = {_filter_value(run_id)}",
+            "run_view_type": "ACTIVE_ONLY",
+            "max_results": 1,
+            "order_by": ["attributes.start_time ASC"],
+        },
+    )
+    runs = answer.get("runs") or []
+    return runs[0] if runs else None
+
+
+def _run_tags(run_id: str, config: TrainingConfig) -> dict[str, str]:
+    tags = {RUN_ID_TAG: run_id, "mlflow.runName": config.name or run_id}
+    if config.notes:
+        tags["mlflow.note.content"] = config.notes
+    if config.group:
+        tags["trackmux.group"] = config.group
+    if config.job_type:
+        tags["trackmux.job_type"] = config.job_type
+    if config.tags:
+        tags["trackmux.tags"] = json.dumps(list(config.tags))
+        for tag in config.tags:
+            if not tag.startswith(("mlflow.", "trackmux.")):
+                tags.setdefault(tag, "")
+    return tags
+
+
+async def _log_entries(
+    session: MLflowSession, run_id: str, field: str, entries: list[dict[str, str]]
+) -> None:
+    for chunk in split_entries(entries, per_request=MAX_PARAMS_TAGS_PER_BATCH):
+        await session.client.call("POST", "runs/log-batch", body={"run_id": run_id, field: chunk})
+
+
+def _stored_from(run: Mapping[str, Any]) -> tuple[int, tuple[int, int] | None]:
+    """How many records the run holds, and the last one's ``(step, timestamp)``."""
+    for metric in (run.get("data") or {}).get("metrics") or []:
+        if metric.get("key") == SEQ_KEY:
+            last = (int(float(metric["value"])), int(metric["timestamp"]))
+            return int(metric.get("step", 0)) + 1, last
+    return 0, None
+
+
+def _adopt(job: JobState, run: Mapping[str, Any]) -> None:
+    job.stored, last = _stored_from(run)
+    job.stamps = {seq: stamp for seq, stamp in job.stamps.items() if seq >= job.stored}
+    if last is not None:
+        job.remember(*last)
+
+
+async def submit_job(session: MLflowSession, run_id: str, config: TrainingConfig) -> str:
+    """Create the MLflow run tagged ``trackmux.run_id = run_id``, or resume it."""
+    exp_id = await experiment_id(session, config.project_name or session.settings.experiment)
+    existing = await _find_run(session, exp_id, run_id)
+    tags = tag_entries(_run_tags(run_id, config))
+    params = param_entries(config.hyperparameters())
+    client = session.client
+    if existing is None:
+        essential = [t for t in tags if t["key"] in (RUN_ID_TAG, "mlflow.runName")]
+        created = await client.call(
+            "POST",
+            "runs/create",
+            body={
+                "experiment_id": exp_id,
+                "run_name": config.name or run_id,
+                "start_time": _now_ms(),
+                "tags": essential,
+            },
+        )
+        mlflow_id = str(created["run"]["info"]["run_id"])
+        await _log_entries(session, mlflow_id, "params", params)
+        await _log_entries(session, mlflow_id, "tags", [t for t in tags if t not in essential])
+        session.jobs[mlflow_id] = JobState(run_id=mlflow_id, experiment_id=exp_id, stored=0)
+        logger.info("created MLflow run %s for trackmux run %s", mlflow_id, run_id)
+        return mlflow_id
+
+    info = existing["info"]
+    mlflow_id = str(info["run_id"])
+    held = {p["key"]: p["value"] for p in (existing.get("data") or {}).get("params") or []}
+    for param in params:
+        if param["key"] in held and held[param["key"]] != param["value"]:
+            logger.warning(
+                "MLflow params cannot change: keeping %s=%r of run %s (not %r)",
+                param["key"], held[param["key"]], mlflow_id, param["value"],
+            )
+    await _log_entries(session, mlflow_id, "params", [p for p in params if p["key"] not in held])
+    await _log_entries(session, mlflow_id, "tags", tags)
+    job = session.jobs.get(mlflow_id)
+    if job is None:
+        job = JobState(run_id=mlflow_id, experiment_id=str(info["experiment_id"]))
+        _adopt(job, existing)
+        session.jobs[mlflow_id] = job
+    if info.get("status") != "RUNNING":
+        await client.call("POST", "runs/update", body={"run_id": mlflow_id, "status": "RUNNING"})
+        job.finished = None
+    logger.info("resuming MLflow run %s of trackmux run %s at record %s", mlflow_id, run_id,
+                job.stored)
+    return mlflow_id
+
+
+async def _job(session: MLflowSession, job_id: str) -> JobState:
+    """The session's state of ``job_id``, adopting a run created by another process."""
+    job = session.jobs.get(job_id)
+    if job is not None:
+        return job
+    run = await get_run(session, job_id)
+    if run is None:
+        raise PermanentError(f"MLflow run {job_id} does not exist")
+    job = JobState(run_id=job_id, experiment_id=str(run["info"]["experiment_id"]))
+    _adopt(job, run)
+    session.jobs[job_id] = job
+    return job
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+def _stamp(job: JobState, record: MetricRecord) -> int:
+    stamp = job.stamps.get(record.seq)
+    if stamp is None:
+        stamp = max(0, round(record.timestamp * 1000))
+        while (record.step, stamp) in job.recent:
+            stamp += 1
+        job.stamps[record.seq] = stamp
+        job.remember(record.step, stamp)
+    return stamp
+
+
+def record_entries(job: JobState, record: MetricRecord) -> list[dict[str, Any]]:
+    """The log-batch metrics of one record: its values, then the :data:`SEQ_KEY` marker."""
+    stamp = _stamp(job, record)
+    values: dict[str, Any] = {}
+    for key, value in record.values.items():
+        values[mlflow_name(key)] = encode_metric(value)
+    entries = [
+        {"key": key, "value": value, "timestamp": stamp, "step": record.step}
+        for key, value in values.items()
+    ]
+    entries.append({"key": SEQ_KEY, "value": record.step, "timestamp": stamp, "step": record.seq})
+    return entries
+
+
+def pack_records(
+    groups: Iterable[tuple[int, list[dict[str, Any]]]],
+    *,
+    per_request: int = MAX_METRICS_PER_BATCH,
+    max_bytes: int = MAX_BATCH_BYTES,
+) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
+    """Requests of whole records: ``(metrics, seq of the last record it completes)``.
+
+    A record with more entries than one request holds is split; its marker, last, lands
+    in the last part, so a request completes a record only if it carries its marker.
+    """
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    last: int | None = None
+    for seq, entries in groups:
+        length = sum(len(json.dumps(e, separators=(",", ":"))) + 1 for e in entries)
+        if chunk and (len(chunk) + len(entries) > per_request or size + length > max_bytes):
+            yield chunk, last
+            chunk, size, last = [], 0, None
+        if len(entries) > per_request or length > max_bytes:
+            parts = list(split_entries(entries, per_request=per_request, max_bytes=max_bytes))
+            for part in parts[:-1]:
+                yield part, None
+            entries = parts[-1]
+            length = sum(len(json.dumps(e, separators=(",", ":"))) + 1 for e in entries)
+        chunk.extend(entries)
+        size += length
+        last = seq
+    if chunk:
+        yield chunk, last
+
+
+async def log_metrics(session: MLflowSession, job_id: str, records: Sequence[MetricRecord]) -> None:
+    """Send the records the server does not hold yet, in requests of whole records."""
+    if not records:
+        return
+    job = await _job(session, job_id)
+    if job.stored is None:
+        run = await get_run(session, job.run_id)
+        if run is None:
+            raise PermanentError(f"MLflow run {job_id} does not exist")
+        _adopt(job, run)
+        logger.info("MLflow run %s holds %d records", job_id, job.stored)
+    stored = job.stored or 0
+    fresh = [r for r in records if r.seq >= stored]
+    if not fresh:
+        return
+    groups = [(r.seq, record_entries(job, r)) for r in fresh]
+    for metrics, last in pack_records(groups):
+        try:
+            await session.client.call(
+                "POST", "runs/log-batch", body={"run_id": job.run_id, "metrics": metrics}
+            )
+        except Exception:
+            job.stored = None
+            raise
+        if last is not None:
+            job.stored = last + 1
+            for seq in [s for s in job.stamps if s <= last]:
+                del job.stamps[seq]
+
+
+# -- state -------------------------------------------------------------------------------------
+
+
+async def finish_job(session: MLflowSession, job_id: str, status: JobStatus) -> None:
+    """``runs/update`` to FINISHED, FAILED or KILLED; the first final state wins."""
+    status = JobStatus(status)
+    if status not in _FINAL:
+        raise ValueError(f"finish_job accepts FINISHED, FAILED or KILLED, not {status.name}")
+    job = await _job(session, job_id)
+    if job.finished is not None:
+        return
+    run = await get_run(session, job.run_id)
+    if run is None:
+        raise PermanentError(f"MLflow run {job_id} does not exist")
+    current = map_status(run["info"].get("status"))
+    if current.is_terminal:
+        job.finished = current
+        return
+    await session.client.call(
+        "POST",
+        "runs/update",
+        body={"run_id": job.run_id, "status": _FINAL[status], "end_time": _now_ms()},
+    )
+    job.finished = status
+
+
+async def get_job_status(session: MLflowSession, job_id: str) -> JobStatus:
+    """The run's status (``runs/get``)."""
+    run = await get_run(session, job_id)
+    if run is None:
+        raise UnknownJobError(job_id)
+    return map_status(run["info"].get("status"))
+
+
+# -- reading back ----------------------------------------------------------------------------
+
+
+async def metric_history(session: MLflowSession, run_id: str, key: str) -> list[dict[str, Any]]:
+    """Every stored entry of metric ``key`` (all pages)."""
+    entries: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        answer = await session.client.call(
+            "GET",
+            "metrics/get-history",
+            params={
+                "run_id": run_id,
+                "metric_key": key,
+                "max_results": _HISTORY_PAGE,
+                "page_token": token,
+            },
+        )
+        entries.extend(answer.get("metrics") or [])
+        token = answer.get("next_page_token") or None
+        if token is None:
+            return entries
+
+
+async def get_history(session: MLflowSession, job_id: str) -> list[dict[str, Any]]:
+    """Every stored record of the run, in ``seq`` order (see the module docstring)."""
+    run = await get_run(session, job_id)
+    if run is None:
+        raise UnknownJobError(job_id)
+    keys = [m["key"] for m in (run.get("data") or {}).get("metrics") or [] if m["key"] != SEQ_KEY]
+    rows: dict[int, dict[str, Any]] = {}
+    index: dict[tuple[int, int], int] = {}
+    for marker in await metric_history(session, job_id, SEQ_KEY):
+        seq, step, stamp = int(marker["step"]), int(float(marker["value"])), int(marker["timestamp"])
+        rows[seq] = {"_step": step, "_timestamp": stamp / 1000}
+        index[(step, stamp)] = seq
+    limit = asyncio.Semaphore(_PARALLEL_READS)
+
+    async def read(key: str) -> tuple[str, list[dict[str, Any]]]:
+        async with limit:
+            return key, await metric_history(session, job_id, key)
+
+    for key, entries in await asyncio.gather(*(read(k) for k in keys)):
+        for entry in entries:
+            seq = index.get((int(entry.get("step", 0)), int(entry["timestamp"])))
+            if seq is not None:
+                rows[seq][key] = decode_metric(entry["value"])
+    return [rows[seq] for seq in sorted(rows)]
+
+
+def _summary(run: Mapping[str, Any], session: MLflowSession) -> RunSummary:
+    info, data = run["info"], run.get("data") or {}
+    return RunSummary(
+        id=str(info["run_id"]),
+        name=info.get("run_name"),
+        state=map_status(info.get("status")),
+        config={p["key"]: decode_param(p["value"]) for p in data.get("params") or []},
+        summary={
+            m["key"]: decode_metric(m["value"])
+            for m in data.get("metrics") or []
+            if m["key"] != SEQ_KEY
+        },
+        url=session.run_url(str(info["run_id"])),
+    )
+
+
+async def compare(session: MLflowSession, job_ids: Sequence[str]) -> Comparison:
+    """The known runs' params and latest metrics, and MLflow's compare-runs page."""
+    unique = list(dict.fromkeys(job_ids))
+    runs = [r for r in await asyncio.gather(*(get_run(session, j) for j in unique)) if r]
+    summaries = [_summary(run, session) for run in runs]
+    url = None
+    if runs:
+        ids = json.dumps([s.id for s in summaries])
+        experiments = json.dumps(sorted({str(r["info"]["experiment_id"]) for r in runs}))
+        url = (f"{session.settings.tracking_uri}/#/compare-runs?runs={quote(ids)}"
+               f"&experiments={quote(experiments)}")
+    return Comparison(runs=summaries, url=url)
