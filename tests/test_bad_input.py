@@ -107,15 +107,20 @@ def test_bad_steps_are_rejected(tracker: trackmux.Tracker, run: str, step, error
         tracker.log_metrics(run, {"loss": 1.0}, step=step)
 
 
-def test_decreasing_step_is_rejected_and_equal_step_is_allowed(
-        tracker: trackmux.Tracker, run: str) -> None:
+def test_a_decreasing_step_is_kept_with_one_warning(
+        tracker: trackmux.Tracker, run: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The reference document's loop restarts step at 0 every epoch: rows are kept in the
+    order logged (nothing dropped, training not stopped) and the run warns once."""
     tracker.log_metrics(run, {"loss": 1.0}, step=10)
     tracker.log_metrics(run, {"eval": 2.0}, step=10)
-    with pytest.raises(ValueError, match="step 5 is less than .* current step 10"):
-        tracker.log_metrics(run, {"loss": 1.0}, step=5)
-    tracker.log_metrics(run, {"loss": 0.5})  # no step: the next one
+    with caplog.at_level("WARNING", logger="trackmux"):
+        tracker.log_metrics(run, {"loss": 0.9}, step=5)
+        tracker.log_metrics(run, {"loss": 0.8}, step=2)
+    assert caplog.text.count("is less than the current step") == 1
+    assert "step 5 is less than the current step 10" in caplog.text
+    tracker.log_metrics(run, {"loss": 0.5})  # no step: the last one + 1
     tracker.flush()
-    assert [row["_step"] for row in tracker.get_history(run)] == [10, 10, 11]
+    assert [row["_step"] for row in tracker.get_history(run)] == [10, 10, 5, 2, 3]
 
 
 def test_unknown_job_ids_raise_unknown_job_error(tracker: trackmux.Tracker) -> None:

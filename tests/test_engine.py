@@ -105,10 +105,9 @@ def test_a_run_resumed_by_id_continues_its_steps_and_seqs(tmp_path: Path) -> Non
             tracker.log_metrics(run, {"x": step}, step=step)
     with trackmux.Tracker(["sink"], data_dir=tmp_path, plugin_manager=pm) as tracker:
         tracker.submit_job(run_id="resume01")
-        with pytest.raises(ValueError, match="less than"):
-            tracker.log_metrics("resume01", {"x": 0}, step=3)
-        tracker.log_metrics("resume01", {"x": 5}, step=5)
+        tracker.log_metrics("resume01", {"x": 5})
     assert sink.values("resume01", "x") == [0, 1, 2, 3, 4, 5]
+    assert sink.values("resume01", "_step") == [0, 1, 2, 3, 4, 5]
 
 
 def test_context_manager_marks_the_run_failed_on_an_exception(tmp_path: Path) -> None:

@@ -138,6 +138,7 @@ class _Run:
         self.buffer: list[tuple[int, int, float, dict[str, Any]]] = []
         self.next_seq = journal.record_count
         self.last_step = journal.last_step
+        self.warned_step: tuple[int, int] | None = None
         self.final_status: JobStatus | None = (
             JobStatus(journal.meta["final_status"]) if journal.meta.get("final_status") else None
         )
@@ -604,6 +605,7 @@ class Engine:
         run = self.runs.get(run_id)
         if run is None:
             raise UnknownJobError(run_id)
+        warn = False
         with self._lock:
             if self._closed:
                 raise TrackerClosedError(f"cannot log to run {run_id!r}: the tracker is disconnected")
@@ -611,11 +613,9 @@ class Engine:
                 raise ValueError(f"run {run_id!r} is {run.final_status.value}; it takes no more metrics")
             if step is None:
                 step = run.last_step + 1
-            elif step < run.last_step:
-                raise ValueError(
-                    f"step {step} is less than run {run_id!r}'s current step {run.last_step}; "
-                    f"steps must not decrease"
-                )
+            elif step < run.last_step and not run.warned_step:
+                run.warned_step = (step, run.last_step)
+                warn = True
             run.last_step = step
             seq = run.next_seq
             run.next_seq = seq + 1
@@ -624,6 +624,12 @@ class Engine:
             arm = not self._commit_armed
             if arm:
                 self._commit_armed = True
+        if warn:
+            logger.warning(
+                "run %r: step %d is less than the current step %d. The row is kept, in the "
+                "order logged; charts that plot by step (W&B) expect steps that never "
+                "decrease, so pass a global step. (Warned once per run.)",
+                run_id, step, run.warned_step[1])  # type: ignore[index]
         if self.fsync or waiting >= self.max_buffer:
             done = self._write_buffers()
             with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake

@@ -11,8 +11,15 @@ __all__ = ["make_private_dir", "open_private", "read_json", "write_json_atomic"]
 
 
 def make_private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) readable by the user only; return it."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create ``path`` (and missing parents) readable by the user only; return it.
+
+    Every missing parent is created 0700 too (``mkdir(parents=True)`` would give the
+    parents the umask's mode, e.g. 0755 for ``<data dir>/trackers``).
+    """
+    parent = path.parent
+    if parent != path and not parent.is_dir():
+        make_private_dir(parent)
+    path.mkdir(mode=0o700, exist_ok=True)
     return path
 
 

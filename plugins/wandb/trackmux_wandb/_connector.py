@@ -30,3 +30,8 @@ class WandBConnector(trackmux.AsyncTracker):
         if "trackers" in kwargs:
             raise TypeError("WandBConnector always delivers to 'wandb'; use AsyncTracker instead")
         super().__init__(trackers=["wandb"], **kwargs)
+
+    async def _flush_metrics(self) -> None:
+        """The reference document's name for :meth:`flush` ("call ``_flush_metrics()``
+        before important operations")."""
+        await self.flush()
