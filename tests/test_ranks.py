@@ -86,9 +86,8 @@ def test_a_non_main_rank_validates_but_creates_and_sends_nothing(
     tracker.log_metrics(run, {"loss": 1.0}, step=0)
     with pytest.raises(TypeError):
         tracker.log_metrics(run, {"loss": "high"})
-    tracker.log_metrics(run, {"loss": 1.0}, step=5)
-    with pytest.raises(ValueError, match="steps must not decrease"):
-        tracker.log_metrics(run, {"loss": 1.0}, step=3)
+    with pytest.raises(ValueError, match="step"):
+        tracker.log_metrics(run, {"loss": 1.0}, step=-1)
     with pytest.raises(trackmux.UnknownJobError):
         tracker.log_metrics("other", {"loss": 1.0})
     assert tracker.get_job_status(run) == JobStatus.RUNNING

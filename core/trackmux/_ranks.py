@@ -137,7 +137,6 @@ class _SilentRun:
     """What a silent rank remembers of a run: enough to validate calls."""
 
     def __init__(self) -> None:
-        self.last_step = -1
         self.final_status: JobStatus | None = None
 
 
@@ -223,10 +222,10 @@ class SilentEngine:
             raise TrackerClosedError("this tracker is disconnected; create a new one")
 
     def log(self, run_id: str, metrics: Any, step: Any = None) -> None:
-        """Validate like :meth:`Engine.log`, then drop the record."""
+        """Validate the metrics and the step like :meth:`Engine.log`, then drop the record."""
         normalize_metrics(metrics)
         if step is not None:
-            step = normalize_step(step)
+            normalize_step(step)
         run = self._run(run_id)
         with self._lock:
             if self._closed:
@@ -235,12 +234,6 @@ class SilentEngine:
             if run.final_status is not None:
                 raise ValueError(
                     f"run {run_id!r} is {run.final_status.value}; it takes no more metrics")
-            if step is None:
-                step = run.last_step + 1
-            elif step < run.last_step:
-                raise ValueError(f"step {step} is less than run {run_id!r}'s current step "
-                                 f"{run.last_step}; steps must not decrease")
-            run.last_step = step
 
     async def flush(self, timeout: float | None = None,
                     run_ids: list[str] | None = None) -> DeliveryReport:
