@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 from attrs import define
@@ -278,14 +278,15 @@ class SilentEngine:
 
 
 def make_engine(policy: RankPolicy, trackers: Sequence[str], *args: Any,
-                **kwargs: Any) -> Engine | SilentEngine:
+                **kwargs: Any) -> Engine:
     """The engine this process needs: silent, ranked, or the plain :class:`Engine`.
 
-    ``args`` and ``kwargs`` are :class:`Engine`'s.
+    ``args`` and ``kwargs`` are :class:`Engine`'s. A :class:`SilentEngine` is typed as an
+    :class:`Engine`: it provides the part of the interface the public API uses.
     """
     if policy.silent:
         assert policy.rank is not None
-        return SilentEngine(trackers, policy.rank)
+        return cast(Engine, SilentEngine(trackers, policy.rank))
     if policy.mode == "all" and policy.rank is not None:
         return RankedEngine(policy, *args, **kwargs)
     return Engine(*args, **kwargs)
