@@ -1,0 +1,277 @@
+"""A stateful property test of the delivery engine: nothing is lost, nothing stored twice.
+
+Hypothesis drives an engine (virtual clock, ``blocking="inline"``) delivering to an
+in-memory tracker registered on a fresh plugin manager, through random sequences of:
+logging, flushing, letting virtual time pass, injected retryable failures (before the
+tracker stored a batch, or after: a lost acknowledgement), process restarts (the engine is
+closed without finishing; a new one resumes the run with ``submit(run_id=...)``),
+disconnects, ``trackmux.sync`` and finishing runs.
+
+Invariants:
+
+* the tracker only ever stores the next record of a run or a resend identical to what it
+  holds (no gap, no seq reused for other values: nothing lost on the way, nothing twice);
+* what the tracker holds is a prefix of what was logged, and all of it after a flush,
+  a disconnect, a sync or a finish;
+* what was accepted is journaled: at the end a fresh ``trackmux.sync`` (no faults)
+  delivers every run completely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hypothesis.strategies as st
+import pluggy
+import trackmux
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from trackmux import JobStatus, TrainingConfig, UnknownJobError
+from trackmux._engine import Engine
+from trackmux._plugins import get_plugin_manager, tracker_caller
+from trackmux._retry import Backoff
+from trackmux.testing import FaultInjector, VirtualTimeLoop
+from trackmux_spec import ConnectContext, MetricRecord, TrackerInfo, hookimpl
+
+NAME = "memory"
+
+
+class MemoryTracker:
+    """A tracker keeping rows in memory by seq; it notes every protocol violation."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self.status: dict[str, JobStatus] = {}
+        self.violations: list[str] = []
+        self.resent = 0
+
+    @hookimpl
+    def tracker_info(self) -> TrackerInfo:
+        return TrackerInfo(max_batch_records=37, min_batch_interval=1.0)
+
+    @hookimpl
+    def connect(self, credentials: Any, context: ConnectContext) -> object:
+        return self
+
+    @hookimpl
+    def disconnect(self, session: object) -> None:
+        return None
+
+    @hookimpl
+    def submit_job(self, session: object, run_id: str, config: TrainingConfig) -> str:
+        self.rows.setdefault(run_id, [])
+        self.status.setdefault(run_id, JobStatus.RUNNING)
+        return run_id
+
+    @hookimpl
+    def log_metrics(self, session: object, job_id: str, records: Sequence[MetricRecord]) -> None:
+        stored = self.rows.get(job_id)
+        if stored is None:
+            self.violations.append(f"log_metrics for unknown job {job_id}")
+            return
+        for record in records:
+            row = (record.step, dict(record.values))
+            if record.seq < len(stored):
+                self.resent += 1
+                if stored[record.seq] != row:
+                    self.violations.append(
+                        f"{job_id}: seq {record.seq} resent as {row}, stored {stored[record.seq]}")
+            elif record.seq == len(stored):
+                stored.append(row)
+            else:
+                self.violations.append(
+                    f"{job_id}: got seq {record.seq} while holding {len(stored)} (a gap)")
+
+    @hookimpl
+    def finish_job(self, session: object, job_id: str, status: JobStatus) -> None:
+        self.status[job_id] = status
+
+    @hookimpl
+    def get_job_status(self, session: object, job_id: str) -> JobStatus:
+        if job_id not in self.status:
+            raise UnknownJobError(job_id)
+        return self.status[job_id]
+
+    @hookimpl
+    def get_run_url(self, session: object, job_id: str) -> str:
+        return f"memory://{job_id}"
+
+    @hookimpl
+    def get_history(self, session: object, job_id: str) -> list[dict[str, Any]]:
+        return [{**values, "_step": step} for step, values in self.rows.get(job_id, [])]
+
+
+class Faults:
+    """The plan of a FaultInjector: fail the next ``count`` delivery calls in ``mode``."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mode = "before"
+
+    def __call__(self, hook: str, records: Any) -> str | None:
+        if self.count <= 0 or hook == "submit_job":
+            return None
+        self.count -= 1
+        return self.mode
+
+
+class EngineMachine(RuleBasedStateMachine):
+    """Random sessions of one process, restarted now and then, over one data directory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data_dir = Path(tempfile.mkdtemp(prefix="trackmux-stateful-"))
+        self.tracker = MemoryTracker()
+        self.faults = Faults()
+        self.pm: pluggy.PluginManager = get_plugin_manager(load_entry_points=False)
+        self.pm.register(self.tracker, name=NAME)
+        self.pm.register(FaultInjector(self.faults, clock=lambda: 0.0), name="faults")
+        self.loop = VirtualTimeLoop()
+        self.engine: Engine | None = None
+        self.logged: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self.finished: set[str] = set()
+        self.counter = 0
+        self._start_engine()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def _start_engine(self) -> None:
+        engine = Engine(self.pm, [tracker_caller(self.pm, NAME)], self.data_dir,
+                        blocking="inline", batch_size=20, batch_interval=2.0,
+                        backoff=Backoff(rng=random.Random(0)))
+        self._run(engine.start({}))
+        self.engine = engine
+        for run_id in self.logged:  # a restarted process resumes its runs by id
+            if run_id not in self.finished:
+                self._run(engine.submit(TrainingConfig(), run_id))
+
+    def _stop_engine(self, timeout: float | None) -> trackmux.DeliveryReport:
+        assert self.engine is not None
+        report = self._run(self.engine.close(timeout))
+        self.engine = None
+        return report
+
+    def _assert_all_delivered(self) -> None:
+        for run_id, rows in self.logged.items():
+            assert self.tracker.rows.get(run_id, []) == rows, (
+                f"{run_id}: {len(self.tracker.rows.get(run_id, []))} stored of {len(rows)}")
+
+    def _sync(self) -> trackmux.SyncReport:
+        faults, self.faults.count = self.faults.count, 0  # sync runs in real time: no faults
+        try:
+            return trackmux.sync(tracker=NAME, data_dir=self.data_dir, plugin_manager=self.pm,
+                                 timeout=30)
+        finally:
+            self.faults.count = faults
+
+    # -- rules ----------------------------------------------------------------------------
+
+    @precondition(lambda self: len(self.logged) < 3)
+    @rule()
+    def new_run(self) -> None:
+        assert self.engine is not None
+        run_id = self._run(self.engine.submit(TrainingConfig(name="stateful"),
+                                              f"run{len(self.logged)}"))  # deterministic
+        self.logged[run_id] = []
+
+    @precondition(lambda self: any(r not in self.finished for r in self.logged))
+    @rule(data=st.data(), count=st.integers(min_value=1, max_value=60))
+    def log(self, data: st.DataObject, count: int) -> None:
+        assert self.engine is not None
+        run_id = data.draw(st.sampled_from([r for r in self.logged
+                                           if r not in self.finished]))
+        rows = self.logged[run_id]
+        for _ in range(count):
+            step = len(rows)
+            values = {"v": self.counter, "loss": 1.0 / (self.counter + 1)}
+            self.counter += 1
+            self.engine.log(run_id, values, step)
+            rows.append((step, values))
+
+    @rule(seconds=st.sampled_from([0.01, 0.06, 1.0, 2.5, 10.0, 60.0]))
+    def let_time_pass(self, seconds: float) -> None:
+        self._run(asyncio.sleep(seconds))
+
+    @rule(count=st.integers(min_value=1, max_value=6), mode=st.sampled_from(["before", "after"]))
+    def inject_faults(self, count: int, mode: str) -> None:
+        self.faults.count, self.faults.mode = count, mode
+
+    @rule()
+    def flush(self) -> None:
+        assert self.engine is not None
+        report = self._run(self.engine.flush())
+        assert report.delivered, str(report)
+        self._assert_all_delivered()
+
+    @rule(wait=st.sampled_from([0.0, 0.5, 3.0]))
+    def restart_process(self, wait: float) -> None:
+        """Close without finishing (like a process ending early), then resume by run id."""
+        self._stop_engine(wait)
+        self._start_engine()
+
+    @rule()
+    def disconnect_and_reconnect(self) -> None:
+        """Close with an unbounded wait: everything is delivered before it returns."""
+        report = self._stop_engine(None)
+        assert report.delivered, str(report)
+        self._assert_all_delivered()
+        self._start_engine()
+
+    @rule()
+    def sync_between_sessions(self) -> None:
+        """Close at once, deliver the rest with trackmux.sync, start again."""
+        self._stop_engine(0)
+        report = self._sync()
+        assert report.ok, report
+        self._assert_all_delivered()
+        self._start_engine()
+
+    @precondition(lambda self: any(r not in self.finished for r in self.logged))
+    @rule(data=st.data())
+    def finish(self, data: st.DataObject) -> None:
+        assert self.engine is not None
+        run_id = data.draw(st.sampled_from([r for r in self.logged
+                                           if r not in self.finished]))
+        self._run(self.engine.finish(run_id, JobStatus.FINISHED, None))
+        self.finished.add(run_id)
+        assert self.tracker.rows[run_id] == self.logged[run_id]
+        assert self.tracker.status[run_id] == JobStatus.FINISHED
+
+    # -- invariants -----------------------------------------------------------------------
+
+    @invariant()
+    def the_tracker_saw_no_gap_and_no_changed_resend(self) -> None:
+        assert self.tracker.violations == []
+
+    @invariant()
+    def what_the_tracker_holds_is_a_prefix_of_what_was_logged(self) -> None:
+        for run_id, stored in self.tracker.rows.items():
+            logged = self.logged.get(run_id, [])
+            assert stored == logged[:len(stored)], run_id
+
+    def teardown(self) -> None:
+        try:
+            if self.engine is not None:
+                self._stop_engine(0)
+            report = self._sync()  # what was accepted is journaled: sync delivers it all
+            assert report.ok, report
+            self._assert_all_delivered()
+            assert self.tracker.violations == []
+        finally:
+            self.loop.close()
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+EngineMachine.TestCase.settings = settings(
+    max_examples=30, stateful_step_count=25, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
+TestEngineNeverLosesOrDuplicates = EngineMachine.TestCase
