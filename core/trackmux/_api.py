@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pluggy
-
 from trackmux_spec import (
     ArtifactSpec,
     JobStatus,
@@ -101,15 +100,21 @@ class _TrackerBase:
         plugin_manager: pluggy.PluginManager | None = None,
         ranks: str | None = None,
     ) -> None:
-        self.settings: Settings = load_settings(trackers, data_dir=data_dir,
-                                                tracker_settings=settings, ranks=ranks)
+        self.settings: Settings = load_settings(
+            trackers, data_dir=data_dir, tracker_settings=settings, ranks=ranks
+        )
         pm = plugin_manager or get_plugin_manager()
         hooks = [tracker_caller(pm, name) for name in self.settings.trackers]
         self._engine = make_engine(
-            rank_policy(self.settings.ranks), self.settings.trackers,
-            pm, hooks, self.settings.data_dir,
+            rank_policy(self.settings.ranks),
+            self.settings.trackers,
+            pm,
+            hooks,
+            self.settings.data_dir,
             tracker_settings=self.settings.tracker_settings,
-            durability=durability, batch_size=batch_size, batch_interval=batch_interval,
+            durability=durability,
+            batch_size=batch_size,
+            batch_interval=batch_interval,
         )
         self._close_timeout = close_timeout
         self._thread: _EngineThread | None = None
@@ -119,8 +124,10 @@ class _TrackerBase:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "connected" if self._connected else "new"
-        return (f"<{type(self).__name__} trackers={list(self.settings.trackers)} "
-                f"data_dir={str(self.settings.data_dir)!r} {state}>")
+        return (
+            f"<{type(self).__name__} trackers={list(self.settings.trackers)} "
+            f"data_dir={str(self.settings.data_dir)!r} {state}>"
+        )
 
     @property
     def trackers(self) -> tuple[str, ...]:
@@ -174,8 +181,9 @@ class _TrackerBase:
         return await engine.close(remaining)
 
     @staticmethod
-    def _config(config: TrainingConfig | Mapping[str, Any] | None,
-                fields: dict[str, Any]) -> TrainingConfig:
+    def _config(
+        config: TrainingConfig | Mapping[str, Any] | None, fields: dict[str, Any]
+    ) -> TrainingConfig:
         if config is None:
             return TrainingConfig(**fields)
         if fields:
@@ -186,8 +194,9 @@ class _TrackerBase:
             return TrainingConfig.from_dict(config)
         raise TypeError(f"config must be a TrainingConfig or a mapping, got {config!r}")
 
-    def _artifact(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None,
-                  job_id: str | None) -> tuple[str, Path, ArtifactSpec]:
+    def _artifact(
+        self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None, job_id: str | None
+    ) -> tuple[str, Path, ArtifactSpec]:
         target = Path(path)
         if not target.exists():
             raise FileNotFoundError(f"artifact path does not exist: {str(target)!r}")
@@ -199,15 +208,19 @@ class _TrackerBase:
             if len(runs) != 1:
                 raise ValueError(
                     "upload_artifact needs the run: pass job_id= (or metadata['job_id']); "
-                    f"this session has {len(runs)} runs")
+                    f"this session has {len(runs)} runs"
+                )
             job = runs[0]
         self._engine._run(job)  # UnknownJobError for a job of another session
         name = meta.pop("name", None) or target.name
         kind = meta.pop("type", None) or "artifact"
         description = meta.pop("description", None)
-        spec = ArtifactSpec(name=str(name), type=str(kind),
-                            description=None if description is None else str(description),
-                            metadata=meta)
+        spec = ArtifactSpec(
+            name=str(name),
+            type=str(kind),
+            description=None if description is None else str(description),
+            metadata=meta,
+        )
         return job, target.resolve(), spec
 
     async def _upload(self, job_id: str, path: Path, spec: ArtifactSpec) -> str:
@@ -220,14 +233,24 @@ class _TrackerBase:
             for attempt in range(_ARTIFACT_ATTEMPTS):
                 try:
                     job = engine.job_id_for(worker, job_id)
-                    return str(await worker.call("upload_artifact", session=worker.session,
-                                                 job_id=job, path=path, artifact=spec))
+                    return str(
+                        await worker.call(
+                            "upload_artifact",
+                            session=worker.session,
+                            job_id=job,
+                            path=path,
+                            artifact=spec,
+                        )
+                    )
                 except (RetryableError, ConnectionError, TimeoutError) as exc:
                     if attempt + 1 == _ARTIFACT_ATTEMPTS:
                         raise RuntimeError(
                             f"upload to {worker.name!r} failed after {_ARTIFACT_ATTEMPTS} "
-                            f"attempts: {exc}") from exc
-                    await asyncio.sleep(engine.backoff.delay(attempt, getattr(exc, "retry_after", None)))
+                            f"attempts: {exc}"
+                        ) from exc
+                    await asyncio.sleep(
+                        engine.backoff.delay(attempt, getattr(exc, "retry_after", None))
+                    )
                 except PermanentError as exc:
                     raise RuntimeError(f"upload to {worker.name!r} failed: {exc}") from exc
             raise AssertionError("unreachable")
@@ -235,8 +258,9 @@ class _TrackerBase:
         results = await asyncio.gather(*(upload(w) for w in workers), return_exceptions=True)
         for worker, result in zip(workers, results, strict=True):
             if isinstance(result, BaseException) and worker is not workers[0]:
-                logger.error("artifact %r was not stored on tracker %r: %s",
-                             spec.name, worker.name, result)
+                logger.error(
+                    "artifact %r was not stored on tracker %r: %s", spec.name, worker.name, result
+                )
         first = results[0]
         if isinstance(first, BaseException):
             raise first
@@ -319,8 +343,13 @@ class AsyncTracker(_TrackerBase):
         await self._on_loop(self._connect(credentials))
         self._after_connect()
 
-    async def submit_job(self, config: TrainingConfig | Mapping[str, Any] | None = None, *,
-                         run_id: str | None = None, **fields: Any) -> str:
+    async def submit_job(
+        self,
+        config: TrainingConfig | Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        **fields: Any,
+    ) -> str:
         """Create a run on every tracker and return its job id.
 
         ``config`` is a :class:`TrainingConfig` (or its fields as keywords). ``run_id``
@@ -331,8 +360,9 @@ class AsyncTracker(_TrackerBase):
             await self.connect()
         return await self._on_loop(self._engine.submit(training, run_id))
 
-    async def log_metrics(self, job_id: str, metrics: Mapping[str, Any],
-                          step: int | None = None) -> None:
+    async def log_metrics(
+        self, job_id: str, metrics: Mapping[str, Any], step: int | None = None
+    ) -> None:
         """Record ``metrics`` at ``step`` (the run's last step + 1 if omitted).
 
         Returns as soon as the values are validated and queued; delivery is batched in the
@@ -352,9 +382,13 @@ class AsyncTracker(_TrackerBase):
         """Every row the tracker stored for the run, with ``_step`` and ``_timestamp``."""
         return await self._on_loop(self._job_call("get_history", job_id, tracker))  # type: ignore[no-any-return]
 
-    async def upload_artifact(self, path: str | os.PathLike[str],
-                              metadata: Mapping[str, Any] | None = None, *,
-                              job_id: str | None = None) -> str:
+    async def upload_artifact(
+        self,
+        path: str | os.PathLike[str],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        job_id: str | None = None,
+    ) -> str:
         """Upload a file or a directory to every tracker; return the first tracker's id.
 
         ``metadata`` may carry ``job_id``, ``name``, ``type`` and ``description``; the rest is
@@ -364,16 +398,25 @@ class AsyncTracker(_TrackerBase):
         job, target, spec = self._artifact(path, metadata, job_id)
         return await self._on_loop(self._upload(job, target, spec))
 
-    async def download_artifact(self, artifact_id: str, target_dir: str | os.PathLike[str] = ".",
-                                *, tracker: str | None = None) -> Path:
+    async def download_artifact(
+        self,
+        artifact_id: str,
+        target_dir: str | os.PathLike[str] = ".",
+        *,
+        tracker: str | None = None,
+    ) -> Path:
         """Download an artifact into ``target_dir`` (created if missing), checksums verified."""
         target = Path(target_dir)
         target.mkdir(parents=True, exist_ok=True)
-        return await self._on_loop(self._engine.call(
-            tracker, "download_artifact", artifact_id=artifact_id, target_dir=target.resolve()))  # type: ignore[no-any-return]
+        return await self._on_loop(
+            self._engine.call(
+                tracker, "download_artifact", artifact_id=artifact_id, target_dir=target.resolve()
+            )
+        )  # type: ignore[no-any-return]
 
-    async def compare_experiments(self, job_ids: Sequence[str], *,
-                                  tracker: str | None = None) -> dict[str, Any]:
+    async def compare_experiments(
+        self, job_ids: Sequence[str], *, tracker: str | None = None
+    ) -> dict[str, Any]:
         """``{"runs": [{"id", "name", "state", "config", "summary", "url"}...], "url": ...}``."""
         return await self._on_loop(self._compare(list(job_ids), tracker))
 
@@ -381,8 +424,9 @@ class AsyncTracker(_TrackerBase):
         """Where to look at the run (no I/O, so no ``await``)."""
         return self._run_url(job_id, tracker)
 
-    async def finish(self, job_id: str, exit_code: int = 0, *,
-                     timeout: float | None = None) -> DeliveryReport:
+    async def finish(
+        self, job_id: str, exit_code: int = 0, *, timeout: float | None = None
+    ) -> DeliveryReport:
         """End the run: deliver every record, then mark it finished (or failed if non-zero)."""
         return await self._on_loop(self._engine.finish(job_id, self._final(exit_code), timeout))
 
@@ -440,14 +484,21 @@ class Tracker(_TrackerBase):
         self._wait(self._connect(credentials))
         self._after_connect()
 
-    def submit_job(self, config: TrainingConfig | Mapping[str, Any] | None = None, *,
-                   run_id: str | None = None, **fields: Any) -> str:
+    def submit_job(
+        self,
+        config: TrainingConfig | Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        **fields: Any,
+    ) -> str:
         """Create a run on every tracker and return its job id."""
         training = self._config(config, fields)
         self.connect()
         return self._wait(self._engine.submit(training, run_id))
 
-    def log_metrics(self, job_id: str, metrics: Mapping[str, Any], step: int | None = None) -> None:
+    def log_metrics(
+        self, job_id: str, metrics: Mapping[str, Any], step: int | None = None
+    ) -> None:
         """Record ``metrics`` at ``step``; returns at once (see :meth:`AsyncTracker.log_metrics`)."""
         self._engine.log(job_id, metrics, step)
 
@@ -463,22 +514,39 @@ class Tracker(_TrackerBase):
         """Every row the tracker stored for the run, with ``_step`` and ``_timestamp``."""
         return self._wait(self._job_call("get_history", job_id, tracker))  # type: ignore[no-any-return]
 
-    def upload_artifact(self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None,
-                        *, job_id: str | None = None) -> str:
+    def upload_artifact(
+        self,
+        path: str | os.PathLike[str],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        job_id: str | None = None,
+    ) -> str:
         """Upload a file or directory to every tracker; return the first tracker's id."""
         job, target, spec = self._artifact(path, metadata, job_id)
         return self._wait(self._upload(job, target, spec))
 
-    def download_artifact(self, artifact_id: str, target_dir: str | os.PathLike[str] = ".", *,
-                          tracker: str | None = None) -> Path:
+    def download_artifact(
+        self,
+        artifact_id: str,
+        target_dir: str | os.PathLike[str] = ".",
+        *,
+        tracker: str | None = None,
+    ) -> Path:
         """Download an artifact into ``target_dir``, checksums verified."""
         target = Path(target_dir)
         target.mkdir(parents=True, exist_ok=True)
-        return self._wait(self._engine.call(tracker, "download_artifact", artifact_id=artifact_id,  # type: ignore[no-any-return]
-                                            target_dir=target.resolve()))
+        return self._wait(
+            self._engine.call(
+                tracker,
+                "download_artifact",
+                artifact_id=artifact_id,  # type: ignore[no-any-return]
+                target_dir=target.resolve(),
+            )
+        )
 
-    def compare_experiments(self, job_ids: Sequence[str], *,
-                            tracker: str | None = None) -> dict[str, Any]:
+    def compare_experiments(
+        self, job_ids: Sequence[str], *, tracker: str | None = None
+    ) -> dict[str, Any]:
         """``{"runs": [{"id", "name", "state", "config", "summary", "url"}...], "url": ...}``."""
         return self._wait(self._compare(list(job_ids), tracker))
 
@@ -486,7 +554,9 @@ class Tracker(_TrackerBase):
         """Where to look at the run."""
         return self._run_url(job_id, tracker)
 
-    def finish(self, job_id: str, exit_code: int = 0, *, timeout: float | None = None) -> DeliveryReport:
+    def finish(
+        self, job_id: str, exit_code: int = 0, *, timeout: float | None = None
+    ) -> DeliveryReport:
         """End the run: deliver every record, then mark it finished (or failed if non-zero)."""
         return self._wait(self._engine.finish(job_id, self._final(exit_code), timeout))
 
@@ -505,5 +575,6 @@ class Tracker(_TrackerBase):
 
     def disconnect(self, timeout: float | None = None) -> DeliveryReport:
         """Finish open runs, deliver everything (up to ``timeout``, default 30 s), close."""
-        return self._close_blocking(self._close_timeout if timeout is None else timeout,
-                                    JobStatus.FINISHED)
+        return self._close_blocking(
+            self._close_timeout if timeout is None else timeout, JobStatus.FINISHED
+        )

@@ -44,7 +44,6 @@ from typing import Any
 
 import pluggy
 from attrs import define, field
-
 from trackmux_spec import (
     ConnectContext,
     JobStatus,
@@ -85,8 +84,14 @@ _RUN_ID_FORBIDDEN = set(":;,#?/'\\ \t\n")
 
 def check_run_id(run_id: Any) -> str:
     """Validate a user-chosen run id (W&B's rules, plus no path separators)."""
-    if not isinstance(run_id, str) or not run_id or run_id != run_id.strip() \
-            or _RUN_ID_FORBIDDEN & set(run_id) or run_id in (".", "..") or len(run_id) > 128:
+    if (
+        not isinstance(run_id, str)
+        or not run_id
+        or run_id != run_id.strip()
+        or _RUN_ID_FORBIDDEN & set(run_id)
+        or run_id in (".", "..")
+        or len(run_id) > 128
+    ):
         raise ValueError(
             f"run_id must be 1-128 characters without whitespace or any of :;,#?/'\\, "
             f"got {run_id!r}"
@@ -239,8 +244,9 @@ class _Worker:
         return now - oldest
 
     def status(self, now: float) -> TrackerStatus:
-        return TrackerStatus(self.name, self.state, self.total_pending(), self.behind_seconds(now),
-                             self.error)
+        return TrackerStatus(
+            self.name, self.state, self.total_pending(), self.behind_seconds(now), self.error
+        )
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -272,8 +278,9 @@ class _Worker:
                 self._fail(exc)
             else:
                 if self.attempt:
-                    logger.info("tracker %r recovered after %d failed attempts",
-                                self.name, self.attempt)
+                    logger.info(
+                        "tracker %r recovered after %d failed attempts", self.name, self.attempt
+                    )
                 self.attempt = 0
                 self.state = "ok"
                 self.error = None
@@ -299,8 +306,13 @@ class _Worker:
         self.error = f"{type(exc).__name__}: {exc}"
         self.retry_at = self.engine.loop.time() + delay
         log = logger.warning if self.attempt in (1, 5) or self.attempt % 20 == 0 else logger.debug
-        log("tracker %r: %s; attempt %d, retrying in %.1f s", self.name, self.error,
-            self.attempt, delay)
+        log(
+            "tracker %r: %s; attempt %d, retrying in %.1f s",
+            self.name,
+            self.error,
+            self.attempt,
+            delay,
+        )
 
     def _fail(self, exc: BaseException) -> None:
         self.state = "failed"
@@ -313,7 +325,10 @@ class _Worker:
         logger.error(
             "tracker %r stopped: %s. Nothing is lost: every record stays in the journal "
             "(%s); deliver it later with `trackmux sync RUN --tracker %s`.",
-            self.name, self.error, runs, self.name,
+            self.name,
+            self.error,
+            runs,
+            self.name,
         )
 
     def _next_action(self, now: float) -> tuple[Callable[[], Any] | None, float | None]:
@@ -325,8 +340,12 @@ class _Worker:
             pending = self.pending(lane)
             run = lane.run
             if pending:
-                if lane.in_flight is not None or lane.cursor[0] < lane.flush_until \
-                        or self.stopping or run.final_status is not None:
+                if (
+                    lane.in_flight is not None
+                    or lane.cursor[0] < lane.flush_until
+                    or self.stopping
+                    or run.final_status is not None
+                ):
                     return partial(self._send, lane), None
                 oldest = run.committed_at(lane.cursor[0], now)
                 due = oldest + engine.batch_interval
@@ -336,8 +355,9 @@ class _Worker:
                 if due <= now + _EPSILON:
                     return partial(self._send, lane), None
                 soonest = due if soonest is None else min(soonest, due)
-            elif run.final_status is not None and not lane.finished \
-                    and run.committed >= run.next_seq:
+            elif (
+                run.final_status is not None and not lane.finished and run.committed >= run.next_seq
+            ):
                 return partial(self._finish, lane), None
             elif self.info.heartbeat_interval and run.final_status is None and not self.stopping:
                 due = lane.last_send + self.info.heartbeat_interval
@@ -354,8 +374,9 @@ class _Worker:
         run = lane.run
         waiter = lane.submit_waiter
         try:
-            job_id = await self.call("submit_job", session=self.session, run_id=run.run_id,
-                                     config=run.config)
+            job_id = await self.call(
+                "submit_job", session=self.session, run_id=run.run_id, config=run.config
+            )
         except BaseException as exc:
             if waiter is not None and not waiter.done():
                 if isinstance(exc, RetryableError | ConnectionError | TimeoutError):
@@ -365,8 +386,9 @@ class _Worker:
                     waiter.exception()  # retrieved: the tracker's failure is logged by _fail
             raise
         if not isinstance(job_id, str) or not job_id:
-            raise PermanentError(f"submit_job of tracker {self.name!r} returned {job_id!r}, "
-                                 f"not a job id")
+            raise PermanentError(
+                f"submit_job of tracker {self.name!r} returned {job_id!r}, not a job id"
+            )
         if lane.job_id != job_id:
             run.journal.set_tracker_job(self.name, job_id)
         lane.job_id = job_id
@@ -480,8 +502,11 @@ class Engine:
         workers = [_Worker(self, hooks, hooks.info()) for hooks in self._hooks]
         names = set(self.tracker_names)
         creds = dict(credentials or {})
-        per_tracker = bool(creds) and set(creds) <= names and all(
-            isinstance(v, Mapping) for v in creds.values())
+        per_tracker = (
+            bool(creds)
+            and set(creds) <= names
+            and all(isinstance(v, Mapping) for v in creds.values())
+        )
 
         async def connect(worker: _Worker) -> None:
             context = ConnectContext(
@@ -531,7 +556,10 @@ class Engine:
         if not report.delivered:
             logger.warning(
                 "trackmux closed with records not yet delivered (%s). They are kept in the "
-                "journal under %s; `trackmux sync` delivers them.", report, self.journal_root)
+                "journal under %s; `trackmux sync` delivers them.",
+                report,
+                self.journal_root,
+            )
         return report
 
     # -- runs -------------------------------------------------------------------------
@@ -575,8 +603,9 @@ class Engine:
     async def _attach(self, journal: RunJournal) -> str:
         run = _Run(journal, self.loop.time())
         self.runs[run.run_id] = run
-        lanes = [worker.add_run(run) for worker in self.workers.values()
-                 if worker.state != "failed"]
+        lanes = [
+            worker.add_run(run) for worker in self.workers.values() if worker.state != "failed"
+        ]
         waiters = [lane.submit_waiter for lane in lanes if lane.submit_waiter is not None]
         results = await asyncio.gather(*waiters, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
@@ -608,9 +637,13 @@ class Engine:
         warn = False
         with self._lock:
             if self._closed:
-                raise TrackerClosedError(f"cannot log to run {run_id!r}: the tracker is disconnected")
+                raise TrackerClosedError(
+                    f"cannot log to run {run_id!r}: the tracker is disconnected"
+                )
             if run.final_status is not None:
-                raise ValueError(f"run {run_id!r} is {run.final_status.value}; it takes no more metrics")
+                raise ValueError(
+                    f"run {run_id!r} is {run.final_status.value}; it takes no more metrics"
+                )
             if step is None:
                 step = run.last_step + 1
             elif step < run.last_step and not run.warned_step:
@@ -629,7 +662,10 @@ class Engine:
                 "run %r: step %d is less than the current step %d. The row is kept, in the "
                 "order logged; charts that plot by step (W&B) expect steps that never "
                 "decrease, so pass a global step. (Warned once per run.)",
-                run_id, step, run.warned_step[1])  # type: ignore[index]
+                run_id,
+                step,
+                run.warned_step[1],
+            )  # type: ignore[index]
         if self.fsync or waiting >= self.max_buffer:
             done = self._write_buffers()
             with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
@@ -665,8 +701,9 @@ class Engine:
                     run.buffer = []
             done = []
             for run, records in batches:
-                run.journal.append(encode_records(records), len(records), records[-1][1],
-                                   fsync=self.fsync)
+                run.journal.append(
+                    encode_records(records), len(records), records[-1][1], fsync=self.fsync
+                )
                 done.append((run, records[-1][0] + 1))
         return done
 
@@ -688,8 +725,10 @@ class Engine:
 
     def forget_commits(self, run: _Run) -> None:
         """Drop the commit times of records every tracker acknowledged."""
-        lowest = min((w.lanes[run.run_id].cursor[0] for w in self.workers.values()
-                      if run.run_id in w.lanes), default=run.committed)
+        lowest = min(
+            (w.lanes[run.run_id].cursor[0] for w in self.workers.values() if run.run_id in w.lanes),
+            default=run.committed,
+        )
         run.forget_commits_before(lowest)
 
     # -- flush, finish, status -------------------------------------------------------------
@@ -699,7 +738,9 @@ class Engine:
             self._progress.set()
             self._progress = asyncio.Event()
 
-    async def flush(self, timeout: float | None = None, run_ids: list[str] | None = None) -> DeliveryReport:
+    async def flush(
+        self, timeout: float | None = None, run_ids: list[str] | None = None
+    ) -> DeliveryReport:
         """Send everything logged so far now; wait until delivered or ``timeout`` passes."""
         await self.commit_now()
         runs = [self._run(r) for r in run_ids] if run_ids else list(self.runs.values())
@@ -717,7 +758,9 @@ class Engine:
                     continue
                 for run in runs:
                     lane = worker.lanes.get(run.run_id)
-                    if lane is not None and (not lane.submitted or lane.cursor[0] < lane.flush_until):
+                    if lane is not None and (
+                        not lane.submitted or lane.cursor[0] < lane.flush_until
+                    ):
                         return False
             return True
 
@@ -737,8 +780,12 @@ class Engine:
         deadline = None if timeout is None else self.loop.time() + timeout
 
         def done() -> bool:
-            return all(worker.state == "failed" or run_id not in worker.lanes
-                       or worker.lanes[run_id].finished for worker in self.workers.values())
+            return all(
+                worker.state == "failed"
+                or run_id not in worker.lanes
+                or worker.lanes[run_id].finished
+                for worker in self.workers.values()
+            )
 
         await self._wait_until(done, deadline)
         return self.report()
@@ -769,7 +816,8 @@ class Engine:
         except KeyError:
             raise ValueError(
                 f"tracker {tracker!r} is not active in this session; active: "
-                f"{', '.join(self.workers)}") from None
+                f"{', '.join(self.workers)}"
+            ) from None
 
     def job_id_for(self, worker: _Worker, run_id: str) -> str:
         """The job id ``worker``'s tracker knows ``run_id`` by."""
@@ -791,4 +839,3 @@ class Engine:
         self._check_open()
         worker = self.worker(tracker)
         return await worker.call(hook, session=worker.session, **kwargs)
-

@@ -29,8 +29,16 @@ from trackmux_spec.framing import encode_frame, iter_frames, valid_length
 
 from ._files import make_private_dir, open_private, read_json, write_json_atomic
 
-__all__ = ["Cursor", "RecordReader", "RunJournal", "count_records", "encode_records",
-           "iter_run_ids", "pid_alive", "read_records"]
+__all__ = [
+    "Cursor",
+    "RecordReader",
+    "RunJournal",
+    "count_records",
+    "encode_records",
+    "iter_run_ids",
+    "pid_alive",
+    "read_records",
+]
 
 RECORDS_FILE = "records.tmf"
 
@@ -45,7 +53,7 @@ def encode_records(records: list[tuple[int, int, float, dict[str, Any]]]) -> byt
 def read_records(path: Path) -> Iterator[tuple[int, int, float, dict[str, Any]]]:
     """Every complete record of a journal file, as tuples, in order (read-only)."""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below
+        handle = open(path, "rb")
     except FileNotFoundError:
         return
     with handle:
@@ -66,7 +74,7 @@ class RecordReader:
     """Reads a run's records sequentially from a cursor."""
 
     def __init__(self, path: Path, cursor: Cursor) -> None:
-        self._handle: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._handle: BinaryIO = open(path, "rb")
         self.rewind(cursor)
 
     def rewind(self, cursor: Cursor) -> None:
@@ -93,7 +101,7 @@ class RecordReader:
                 if not self._load_next_frame():
                     break
                 continue
-            take = self._items[self._index:self._index + count - len(records)]
+            take = self._items[self._index : self._index + count - len(records)]
             records.extend(MetricRecord(*item) for item in take)
             self._index += len(take)
         seq = self.cursor[0] + len(records)
@@ -162,11 +170,16 @@ class RunJournal:
         """
         meta = cls.read_meta(root, run_id)
         writer = meta.get("writer")
-        if writer and writer.get("host") == socket.gethostname() \
-                and writer.get("pid") != os.getpid() and pid_alive(int(writer["pid"])):
+        if (
+            writer
+            and writer.get("host") == socket.gethostname()
+            and writer.get("pid") != os.getpid()
+            and pid_alive(int(writer["pid"]))
+        ):
             raise RuntimeError(
                 f"run {run_id!r} is still being written by process {writer['pid']}; "
-                f"wait until it ends (or disconnects) before resuming or syncing it")
+                f"wait until it ends (or disconnects) before resuming or syncing it"
+            )
         journal = cls(root / run_id, meta)
         journal._scan()
         journal.meta["writer"] = {"pid": os.getpid(), "host": socket.gethostname()}

@@ -52,8 +52,12 @@ def _normalize(metrics: Any) -> dict[str, float | int]:
     out: dict[str, float | int] = {}
     for key, value in metrics.items():
         kind = type(value)
-        if (kind is float or kind is int) and type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH \
-                and key[0] != "_":
+        if (
+            (kind is float or kind is int)
+            and type(key) is str
+            and 0 < len(key) <= MAX_KEY_LENGTH
+            and key[0] != "_"
+        ):
             out[key] = value
         else:
             _add_slow(out, key, value, "")
@@ -98,7 +102,9 @@ def _number(name: str, value: Any) -> float | int:
     if kind is float or kind is int:
         return value  # type: ignore[no-any-return]
     if isinstance(value, bool):
-        raise TypeError(f"metric {name!r} is a bool ({value!r}); log 1 or 0, or put it in the config")
+        raise TypeError(
+            f"metric {name!r} is a bool ({value!r}); log 1 or 0, or put it in the config"
+        )
     if value is None:
         raise TypeError(f"metric {name!r} is None; log a number (NaN for a missing value)")
     if isinstance(value, (str, bytes)):

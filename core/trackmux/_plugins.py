@@ -12,12 +12,17 @@ import inspect
 from typing import Any
 
 import pluggy
-
 from trackmux_spec import TrackerInfo, TrackerNotFoundError, hookspecs
 from trackmux_spec.hookspecs import PROJECT_NAME
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginDescription", "describe_plugins", "get_plugin_manager",
-           "tracker_caller", "tracker_names"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginDescription",
+    "describe_plugins",
+    "get_plugin_manager",
+    "tracker_caller",
+    "tracker_names",
+]
 
 #: The entry-point group trackers (and wrapper plugins) register in.
 ENTRY_POINT_GROUP = PROJECT_NAME
@@ -71,7 +76,9 @@ class TrackerHooks:
 
     def implements(self, hook: str) -> bool:
         """Whether this tracker itself implements ``hook``."""
-        return any(impl.plugin is self._plugin for impl in getattr(self._pm.hook, hook).get_hookimpls())
+        return any(
+            impl.plugin is self._plugin for impl in getattr(self._pm.hook, hook).get_hookimpls()
+        )
 
     def is_async(self, hook: str) -> bool:
         """Whether this tracker's own implementation of ``hook`` is a coroutine function."""
@@ -94,8 +101,14 @@ def tracker_caller(pm: pluggy.PluginManager, name: str) -> TrackerHooks:
 class PluginDescription:
     """One registered plugin, as ``trackmux plugins`` lists it."""
 
-    def __init__(self, name: str, distribution: str | None, version: str | None,
-                 hooks: list[str], is_tracker: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        distribution: str | None,
+        version: str | None,
+        hooks: list[str],
+        is_tracker: bool,
+    ) -> None:
         self.name = name
         self.distribution = distribution
         self.version = version
@@ -104,8 +117,13 @@ class PluginDescription:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"name": self.name, "distribution": self.distribution, "version": self.version,
-                "hooks": self.hooks, "tracker": self.is_tracker}
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "hooks": self.hooks,
+            "tracker": self.is_tracker,
+        }
 
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[PluginDescription]:
@@ -115,9 +133,7 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[PluginDescription]:
     out = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
         dist = dists.get(id(plugin))
-        hooks = sorted(
-            caller.name for caller in pm.get_hookcallers(plugin) or []
-        )
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
         dist_name = dist.metadata["name"] if dist is not None else None
         version = dist.version if dist is not None else None
         out.append(PluginDescription(name, dist_name, version, hooks, name in trackers))

@@ -116,8 +116,12 @@ def sync(
     """
     resolved = load_settings([tracker], data_dir=data_dir, tracker_settings=settings)
     pm = plugin_manager or get_plugin_manager()
-    engine = Engine(pm, [tracker_caller(pm, tracker)], resolved.data_dir,
-                    tracker_settings=resolved.tracker_settings)
+    engine = Engine(
+        pm,
+        [tracker_caller(pm, tracker)],
+        resolved.data_dir,
+        tracker_settings=resolved.tracker_settings,
+    )
     if run_ids is None:
         run_ids = pending_runs(resolved.data_dir, tracker)
     report = SyncReport(tracker)
@@ -132,8 +136,14 @@ def sync(
     return report
 
 
-def _sync_run(thread: _EngineThread, engine: Engine, tracker: str, run_id: str,
-              timeout: float | None, progress: Progress | None) -> RunSync:
+def _sync_run(
+    thread: _EngineThread,
+    engine: Engine,
+    tracker: str,
+    run_id: str,
+    timeout: float | None,
+    progress: Progress | None,
+) -> RunSync:
     already = _read_cursor(engine.journal_root / run_id / "cursors" / tracker)
     try:
         thread.submit(engine.resume(run_id)).result()
@@ -146,8 +156,13 @@ def _sync_run(thread: _EngineThread, engine: Engine, tracker: str, run_id: str,
         worker = engine.workers[tracker]
         run = engine.runs[run_id]
         lane = worker.lanes[run_id]
-        return (lane.cursor[0], run.next_seq, worker.state, worker.error,
-                lane.finished or run.final_status is None)
+        return (
+            lane.cursor[0],
+            run.next_seq,
+            worker.state,
+            worker.error,
+            lane.finished or run.final_status is None,
+        )
 
     done_event = threading.Event()
 

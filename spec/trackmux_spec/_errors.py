@@ -72,9 +72,7 @@ class TrackerNotFoundError(TrackmuxError, LookupError):
 
     def __init__(self, name: str, installed: list[str]) -> None:
         listed = ", ".join(sorted(installed)) or "none"
-        super().__init__(
-            f"tracker {name!r} is not installed; installed trackers: {listed}"
-        )
+        super().__init__(f"tracker {name!r} is not installed; installed trackers: {listed}")
         self.name = name
         self.installed = sorted(installed)
 

@@ -26,7 +26,7 @@ __all__ = [
 MetricValue = float | int
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """The state of a run, as every tracker reports it.
 
     ``COMPLETED`` is an alias of ``FINISHED`` and ``CANCELLED`` of ``KILLED``, so the
@@ -47,9 +47,6 @@ class JobStatus(str, enum.Enum):
     def is_terminal(self) -> bool:
         """True for states a run does not leave (finished, failed, crashed, killed, preempted)."""
         return self not in (JobStatus.PENDING, JobStatus.RUNNING)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def _optional(kind: type | tuple[type, ...], what: str):  # type: ignore[no-untyped-def]
@@ -128,17 +125,19 @@ class TrainingConfig:
     dropout: float | None = field(
         default=None, validator=[_optional((int, float), "a number"), _probability]
     )
-    target_modules: tuple[str, ...] = field(
-        default=(), converter=_strings, validator=_all_strings
-    )
+    target_modules: tuple[str, ...] = field(default=(), converter=_strings, validator=_all_strings)
     dataset_path: str | None = field(default=None, validator=_optional(str, "a string"))
     experiment_tracker: str | None = field(default=None, validator=_optional(str, "a string"))
     project_name: str | None = field(default=None, validator=_optional(str, "a string"))
     learning_rate: float | None = field(
         default=None, validator=[_optional((int, float), "a number"), _positive]
     )
-    batch_size: int | None = field(default=None, validator=[_optional(int, "an integer"), _positive])
-    num_epochs: int | None = field(default=None, validator=[_optional(int, "an integer"), _positive])
+    batch_size: int | None = field(
+        default=None, validator=[_optional(int, "an integer"), _positive]
+    )
+    num_epochs: int | None = field(
+        default=None, validator=[_optional(int, "an integer"), _positive]
+    )
     name: str | None = field(default=None, validator=_optional(str, "a string"))
     tags: tuple[str, ...] = field(default=(), converter=_strings, validator=_all_strings)
     notes: str | None = field(default=None, validator=_optional(str, "a string"))

@@ -59,8 +59,9 @@ def _read_frame(handle: BinaryIO, decode: bool) -> tuple[int, list[Any] | None] 
     return count, (marshal.loads(payload) if decode else None)
 
 
-def iter_frames(handle: BinaryIO, offset: int = 0, *, decode: bool = True
-                ) -> Iterator[tuple[int, int, int, list[Any] | None]]:
+def iter_frames(
+    handle: BinaryIO, offset: int = 0, *, decode: bool = True
+) -> Iterator[tuple[int, int, int, list[Any] | None]]:
     """``(start, end, count, items)`` of each complete frame from ``offset``, in order.
 
     Stops at the end of the file or at a torn last frame (what a crash leaves); raises
