@@ -143,7 +143,7 @@ class _Run:
         self.buffer: list[tuple[int, int, float, dict[str, Any]]] = []
         self.next_seq = journal.record_count
         self.last_step = journal.last_step
-        self.warned_step: tuple[int, int] | None = None
+        self.warned_step = False
         self.final_status: JobStatus | None = (
             JobStatus(journal.meta["final_status"]) if journal.meta.get("final_status") else None
         )
@@ -647,8 +647,8 @@ class Engine:
             if step is None:
                 step = run.last_step + 1
             elif step < run.last_step and not run.warned_step:
-                run.warned_step = (step, run.last_step)
-                warn = True
+                run.warned_step = warn = True
+                previous = run.last_step
             run.last_step = step
             seq = run.next_seq
             run.next_seq = seq + 1
@@ -664,8 +664,8 @@ class Engine:
                 "decrease, so pass a global step. (Warned once per run.)",
                 run_id,
                 step,
-                run.warned_step[1],
-            )  # type: ignore[index]
+                previous,
+            )
         if self.fsync or waiting >= self.max_buffer:
             done = self._write_buffers()
             with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
