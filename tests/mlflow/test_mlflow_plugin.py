@@ -1,0 +1,382 @@
+"""The MLflow plugin's own behaviour, mostly against the real server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import socket
+
+import httpx
+import pytest
+import trackmux_mlflow as plugin
+from _mlflow_support import connect, context, records, run
+from trackmux_mlflow import _runs, _values
+from trackmux_mlflow._session import JobState
+from trackmux_spec import (
+    ArtifactSpec,
+    JobStatus,
+    MetricRecord,
+    PermanentError,
+    TrainingConfig,
+    UnknownJobError,
+)
+
+# -- settings and connect ----------------------------------------------------------------------
+
+
+def test_settings_follow_mlflow_environment(monkeypatch, tmp_path):
+    from trackmux_mlflow._settings import resolve_settings
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000/")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ann")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret-pw")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "exp")
+    settings = resolve_settings({}, {})
+    assert settings.tracking_uri == "http://mlflow.example:5000"
+    assert settings.experiment == "exp"
+    assert isinstance(settings.auth(), httpx.BasicAuth)
+    assert "s3cret-pw" not in repr(settings)
+    explicit = resolve_settings({"tracking_uri": "https://other", "token": "tok-123"}, {})
+    assert explicit.tracking_uri == "https://other"
+    assert "tok-123" not in repr(explicit) and "tok-123" not in repr(explicit.auth())
+
+
+@pytest.mark.parametrize("uri", [None, "file:///tmp/mlruns", "databricks", "http://u:p@host"])
+def test_unusable_tracking_uri_is_a_value_error(tmp_path, uri):
+    settings = {} if uri is None else {"tracking_uri": uri}
+    with pytest.raises(ValueError):
+        run(plugin.connect({}, context(tmp_path, **settings)))
+
+
+def test_closed_port_is_a_connection_error(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConnectionError):
+        run(plugin.connect({"tracking_uri": f"http://127.0.0.1:{port}"}, context(tmp_path)))
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_rejected_credentials_are_a_value_error_without_the_secret(tmp_path, caplog, status):
+    caplog.set_level(logging.DEBUG)
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status, json={"error_code": "UNAUTHENTICATED",
+                                            "message": f"bad token tok-SECRET-1"})
+
+    transport = httpx.MockTransport(answer)
+    with pytest.raises(ValueError, match="rejected the credentials") as info:
+        run(plugin.connect({"tracking_uri": "http://mlflow.test", "token": "tok-SECRET-1"},
+                           context(tmp_path, transport=transport)))
+    assert seen[0].headers["Authorization"] == "Bearer tok-SECRET-1"
+    assert "tok-SECRET-1" not in str(info.value)
+    assert "tok-SECRET-1" not in caplog.text
+
+
+def test_basic_auth_header_from_username_and_password(tmp_path):
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"experiments": []})
+
+    session = run(plugin.connect(
+        {"tracking_uri": "http://mlflow.test", "username": "ann", "password": "pw"},
+        context(tmp_path, transport=httpx.MockTransport(answer))))
+    assert seen[0].headers["Authorization"] == "Basic YW5uOnB3"
+    assert "pw" not in repr(session).replace("http", "")
+    run(plugin.disconnect(session))
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_at_connect_are_connection_errors(tmp_path, status):
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, text="down"))
+    with pytest.raises(ConnectionError):
+        run(plugin.connect({"tracking_uri": "http://mlflow.test"},
+                           context(tmp_path, transport=transport)))
+
+
+def test_not_an_mlflow_server_is_a_connection_error(tmp_path):
+    transport = httpx.MockTransport(lambda request: httpx.Response(404, text="nope"))
+    with pytest.raises(ConnectionError):
+        run(plugin.connect({"tracking_uri": "http://mlflow.test"},
+                           context(tmp_path, transport=transport)))
+
+
+def test_tracker_info():
+    info = plugin.tracker_info()
+    assert info.max_batch_records == 1000
+    assert info.capabilities == {"artifacts", "compare", "history"}
+
+
+# -- names, values, limits (no server) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("eval/loss", "eval/loss"),
+    ("acc@1", "acc_1"),
+    ("a:b c-d.e", "a:b c-d.e"),
+    ("/abs//x/./y/", "abs/x/y"),
+    ("../up", "__/up"),
+    ("x" * 300, "x" * 250),
+])
+def test_names_mlflow_refuses_are_sanitised(name, expected):
+    assert _values.mlflow_name(name) == expected
+
+
+def test_special_floats_are_protobuf_json_strings_and_read_back():
+    assert _values.encode_metric(math.nan) == "NaN"
+    assert _values.encode_metric(math.inf) == "Infinity"
+    assert _values.encode_metric(-math.inf) == "-Infinity"
+    assert _values.encode_metric(2) == 2
+    assert math.isnan(_values.decode_metric("NaN"))
+    assert _values.decode_metric(1.7976931348623157e308) == math.inf
+    assert _values.decode_metric(-1.7976931348623157e308) == -math.inf
+
+
+def test_long_params_are_truncated_with_a_warning(caplog):
+    entries = _values.param_entries({"prompt": "p" * 7000, "lr": 0.1, "mods": ["q", "v"]})
+    by_key = {e["key"]: e["value"] for e in entries}
+    assert len(by_key["prompt"]) == 6000
+    assert by_key["lr"] == "0.1" and json.loads(by_key["mods"]) == ["q", "v"]
+    assert "truncated to 6000" in caplog.text
+
+
+def test_requests_hold_whole_records_within_limits():
+    job = JobState(run_id="r", experiment_id="0")
+    wide = [MetricRecord(i, i, 1.0 + i, {f"m{k}": float(k) for k in range(300)}) for i in range(10)]
+    groups = [(r.seq, _runs.record_entries(job, r)) for r in wide]
+    requests = list(_runs.pack_records(groups))
+    assert all(len(metrics) <= 1000 for metrics, _ in requests)
+    assert [last for _, last in requests] == [2, 5, 8, 9]
+    for metrics, _ in requests:
+        assert metrics[-1]["key"] == _runs.SEQ_KEY
+    huge = MetricRecord(0, 0, 1.0, {f"m{k}": 1.0 for k in range(2500)})
+    parts = list(_runs.pack_records([(0, _runs.record_entries(job, huge))]))
+    assert [len(m) for m, _ in parts] == [1000, 1000, 501]
+    assert [last for _, last in parts] == [None, None, 0]
+
+
+def test_same_step_same_millisecond_records_get_distinct_timestamps():
+    job = JobState(run_id="r", experiment_id="0")
+    first = _runs.record_entries(job, MetricRecord(0, 5, 1.0, {"x": 1.0}))
+    second = _runs.record_entries(job, MetricRecord(1, 5, 1.0, {"x": 1.0}))
+    other_step = _runs.record_entries(job, MetricRecord(2, 6, 1.0, {"x": 1.0}))
+    assert first[0]["timestamp"] == 1000
+    assert second[0]["timestamp"] == 1001
+    assert other_step[0]["timestamp"] == 1000
+    assert _runs.record_entries(job, MetricRecord(1, 5, 1.0, {"x": 1.0}))[0]["timestamp"] == 1001
+
+
+@pytest.mark.parametrize(("mlflow", "status"), [
+    ("RUNNING", JobStatus.RUNNING), ("SCHEDULED", JobStatus.PENDING),
+    ("FINISHED", JobStatus.FINISHED), ("FAILED", JobStatus.FAILED),
+    ("KILLED", JobStatus.KILLED), ("WEIRD", JobStatus.RUNNING),
+])
+def test_status_mapping(mlflow, status):
+    assert _runs.map_status(mlflow) is status
+
+
+# -- against the real server ---------------------------------------------------------------------
+
+
+def test_run_carries_params_tags_and_notes(mlflow_settings, tmp_path):
+    async def body():
+        session = await connect(mlflow_settings, tmp_path)
+        config = TrainingConfig(
+            name="my run", notes="why", group="g", job_type="train", tags=["baseline", "v2"],
+            learning_rate=0.001, target_modules=["q", "v"],
+            extra={f"p{i}": i for i in range(150)} | {"long": "y" * 7000, "bad key!": 1},
+        )
+        job = await plugin.submit_job(session, "params01", config)
+        run_info = await _runs.get_run(session, job)
+        await plugin.disconnect(session)
+        return run_info
+
+    info = run(body())
+    tags = {t["key"]: t["value"] for t in info["data"]["tags"]}
+    params = {p["key"]: p["value"] for p in info["data"]["params"]}
+    assert info["info"]["run_name"] == "my run"
+    assert tags["trackmux.run_id"] == "params01"
+    assert tags["mlflow.runName"] == "my run"
+    assert tags["mlflow.note.content"] == "why"
+    assert tags["trackmux.group"] == "g" and tags["trackmux.job_type"] == "train"
+    assert json.loads(tags["trackmux.tags"]) == ["baseline", "v2"]
+    assert "baseline" in tags
+    assert len(params) == 154
+    assert params["learning_rate"] == "0.001"
+    assert json.loads(params["target_modules"]) == ["q", "v"]
+    assert len(params["long"]) == 6000
+    assert params["bad key_"] == "1"
+
+
+def test_special_values_and_names_round_trip(mlflow_settings, tmp_path):
+    async def body():
+        session = await connect(mlflow_settings, tmp_path)
+        job = await plugin.submit_job(session, "values01", TrainingConfig())
+        values = [math.nan, math.inf, -math.inf, 0.0, -1e-300, 2**53, 1.7976931348623157e307]
+        recs = [MetricRecord(i, i * 1000, 1_700_000_000.0 + i, {"v": v, "top@1": 1.0})
+                for i, v in enumerate(values)]
+        await plugin.log_metrics(session, job, recs)
+        rows = await plugin.get_history(session, job)
+        await plugin.disconnect(session)
+        return values, rows
+
+    values, rows = run(body())
+    assert len(rows) == len(values)
+    for value, row in zip(values, rows, strict=True):
+        assert (math.isnan(row["v"]) if math.isnan(value) else row["v"] == value)
+        assert row["top_1"] == 1.0
+    assert [row["_step"] for row in rows] == [i * 1000 for i in range(len(values))]
+
+
+def test_resume_in_a_new_session_stores_nothing_twice(mlflow_settings, tmp_path):
+    """A crashed process stored 0..59; the new one resubmits and replays 40..99."""
+
+    async def body():
+        first = await connect(mlflow_settings, tmp_path)
+        job = await plugin.submit_job(first, "resume01", TrainingConfig(learning_rate=0.1))
+        await plugin.log_metrics(first, job, records(0, 60))
+        await plugin.disconnect(first)
+
+        second = await connect(mlflow_settings, tmp_path)
+        again = await plugin.submit_job(second, "resume01", TrainingConfig(learning_rate=0.2))
+        await plugin.log_metrics(second, again, records(40, 100))
+        third = await connect(mlflow_settings, tmp_path)
+        await plugin.log_metrics(third, again, records(90, 100))
+        rows = await plugin.get_history(third, again)
+        compared = await plugin.compare(third, [again])
+        for session in (second, third):
+            await plugin.disconnect(session)
+        return job, again, rows, compared
+
+    job, again, rows, compared = run(body())
+    assert again == job
+    assert [row["_step"] for row in rows] == list(range(100))
+    assert [row["loss"] for row in rows] == [1.0 / (i + 1) for i in range(100)]
+    assert compared.runs[0].config["learning_rate"] == 0.1  # params are immutable in MLflow
+
+
+def test_lost_acknowledgement_is_recovered_from_the_server(mlflow_settings, tmp_path):
+    """The server stores a batch but the answer is lost: the resend adds nothing."""
+    state = {"drop": 0}
+
+    class LoseAnswers(httpx.AsyncBaseTransport):
+        def __init__(self):
+            self.inner = httpx.AsyncHTTPTransport()
+
+        async def handle_async_request(self, request):
+            response = await self.inner.handle_async_request(request)
+            if state["drop"] and request.url.path.endswith("runs/log-batch"):
+                state["drop"] -= 1
+                await response.aread()
+                raise httpx.ReadTimeout("answer lost", request=request)
+            return response
+
+    async def body():
+        session = await connect(mlflow_settings, tmp_path, transport=LoseAnswers())
+        job = await plugin.submit_job(session, "lostack1", TrainingConfig())
+        await plugin.log_metrics(session, job, records(0, 10))
+        state["drop"] = 1
+        with pytest.raises(Exception, match="timed out"):
+            await plugin.log_metrics(session, job, records(10, 20))
+        assert session.jobs[job].stored is None
+        await plugin.log_metrics(session, job, records(10, 25))
+        rows = await plugin.get_history(session, job)
+        await plugin.disconnect(session)
+        return rows
+
+    rows = run(body())
+    assert [row["_step"] for row in rows] == list(range(25))
+
+
+def test_large_batch_is_split_and_read_back_in_order(mlflow_settings, tmp_path):
+    async def body():
+        session = await connect(mlflow_settings, tmp_path)
+        job = await plugin.submit_job(session, "split001", TrainingConfig())
+        recs = [MetricRecord(i, i // 3, 1_700_000_000.0, {f"m{k}": i + k / 10 for k in range(8)})
+                for i in range(1000)]
+        await plugin.log_metrics(session, job, recs)
+        rows = await plugin.get_history(session, job)
+        await plugin.disconnect(session)
+        return recs, rows
+
+    recs, rows = run(body())
+    assert len(rows) == 1000
+    assert [r["_step"] for r in rows] == [rec.step for rec in recs]
+    assert all({k: v for k, v in row.items() if not k.startswith("_")} == dict(rec.values)
+               for rec, row in zip(recs, rows, strict=True))
+
+
+def test_status_unknown_run_and_first_final_state(mlflow_settings, tmp_path):
+    async def body():
+        session = await connect(mlflow_settings, tmp_path)
+        with pytest.raises(UnknownJobError):
+            await plugin.get_job_status(session, "0" * 32)
+        with pytest.raises(UnknownJobError):
+            await plugin.get_history(session, "0" * 32)
+        with pytest.raises(PermanentError):
+            await plugin.log_metrics(session, "0" * 32, records(0, 1))
+        job = await plugin.submit_job(session, "status01", TrainingConfig())
+        await plugin.finish_job(session, job, JobStatus.FAILED)
+        other = await connect(mlflow_settings, tmp_path)
+        await plugin.finish_job(other, job, JobStatus.FINISHED)
+        status = await plugin.get_job_status(other, job)
+        url = plugin.get_run_url(other, job)
+        fresh = await connect(mlflow_settings, tmp_path)
+        bare_url = plugin.get_run_url(fresh, job)
+        with pytest.raises(ValueError):
+            await plugin.finish_job(session, job, JobStatus.RUNNING)
+        for s in (session, other, fresh):
+            await plugin.disconnect(s)
+        return job, status, url, bare_url
+
+    job, status, url, bare_url = run(body())
+    assert status is JobStatus.FAILED
+    assert "/#/experiments/" in url and url.endswith(f"/runs/{job}")
+    assert bare_url.endswith(f"/#/runs/{job}")
+
+
+def test_artifacts_round_trip_verify_and_refuse_escapes(mlflow_settings, tmp_path):
+    src = tmp_path / "src"
+    (src / "deep" / "er").mkdir(parents=True)
+    (src / "deep" / "er" / "w.bin").write_bytes(bytes(range(256)) * 50)
+    (src / "cfg.json").write_text("{}")
+
+    async def body():
+        session = await connect(mlflow_settings, tmp_path)
+        job = await plugin.submit_job(session, "artif001", TrainingConfig())
+        artifact_id = await plugin.upload_artifact(
+            session, job, src, ArtifactSpec(name="my ckpt/v1", metadata={"epoch": 3}))
+        out = tmp_path / "out"
+        out.mkdir()
+        got = await plugin.download_artifact(session, artifact_id, out)
+        files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+
+        root = (await _runs.get_run(session, job))["info"]["artifact_uri"].split(":/", 1)[1]
+        name = artifact_id.split("/", 1)[1]
+        client = session.client
+        evil = json.dumps({"version": 1, "kind": "directory",
+                           "files": [{"path": "../escape.txt", "size": 1, "sha256": "0"}]}).encode()
+        await client.put_artifact(f"{root}/evil.trackmux.json", evil, len(evil))
+        with pytest.raises(ValueError, match="leaves the target"):
+            await plugin.download_artifact(session, f"{job}/evil", tmp_path / "out")
+
+        await client.put_artifact(f"{root}/{name}/cfg.json", b"{tampered}", 10)
+        with pytest.raises(RuntimeError, match="mismatch"):
+            await plugin.download_artifact(session, artifact_id, tmp_path / "out")
+        with pytest.raises(UnknownJobError):
+            await plugin.download_artifact(session, f"{job}/missing", tmp_path / "out")
+        await plugin.disconnect(session)
+        return artifact_id, got, files
+
+    artifact_id, got, files = run(body())
+    assert artifact_id.endswith("/my-ckpt-v1")
+    assert got == tmp_path / "out"
+    assert files == ["cfg.json", "deep/er/w.bin"]
+    assert (tmp_path / "out" / "deep" / "er" / "w.bin").read_bytes() == bytes(range(256)) * 50
+    assert not (tmp_path / "escape.txt").exists()
+    assert (tmp_path / "out" / "cfg.json").read_text() == "{}"
