@@ -27,7 +27,7 @@ import trackmux
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "mlflow"))
 
-from _mlflow_server import MLFLOW_VERSION, ensure_venv, start_server  # noqa: E402
+from _mlflow_server import MLFLOW_VERSION, ensure_venv, start_server
 
 _CLIENT_SCRIPT = """
 import json, sys, time
@@ -54,15 +54,25 @@ print(json.dumps({"elapsed": elapsed, "stored": stored}))
 
 def measure_trackmux(url: str, rows: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as data_dir:
-        tracker = trackmux.Tracker(["mlflow"], data_dir=data_dir,
-                                   settings={"mlflow": {"experiment": "bench-trackmux"}})
+        tracker = trackmux.Tracker(
+            ["mlflow"], data_dir=data_dir, settings={"mlflow": {"experiment": "bench-trackmux"}}
+        )
         tracker.connect({"tracking_uri": url})
         with tracker:
             run = tracker.submit_job()
             start = time.perf_counter()
             for step in range(rows):
-                tracker.log_metrics(run, {"loss": 1.0 / (step + 1), "acc": 0.5, "lr": 3e-4,
-                                          "grad_norm": 1.25, "tokens": float(step)}, step)
+                tracker.log_metrics(
+                    run,
+                    {
+                        "loss": 1.0 / (step + 1),
+                        "acc": 0.5,
+                        "lr": 3e-4,
+                        "grad_norm": 1.25,
+                        "tokens": float(step),
+                    },
+                    step,
+                )
             report = tracker.flush(timeout=600)
             elapsed = time.perf_counter() - start
             assert report.delivered, report
@@ -72,8 +82,13 @@ def measure_trackmux(url: str, rows: int) -> dict[str, float]:
 
 
 def measure_mlflow_client(python: Path, url: str, rows: int) -> dict[str, float]:
-    done = subprocess.run([str(python), "-c", _CLIENT_SCRIPT, url, str(rows)],
-                          capture_output=True, text=True, check=True, timeout=900)
+    done = subprocess.run(
+        [str(python), "-c", _CLIENT_SCRIPT, url, str(rows)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["stored"] == rows, result
     return result
@@ -87,9 +102,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         server = start_server(Path(workdir), python)
         try:
-            print(f"mlflow {MLFLOW_VERSION} server at {server.url} "
-                  f"(answered /health in {server.start_seconds:.1f} s); {args.rows} rows of 5 "
-                  f"metrics")
+            print(
+                f"mlflow {MLFLOW_VERSION} server at {server.url} "
+                f"(answered /health in {server.start_seconds:.1f} s); {args.rows} rows of 5 "
+                f"metrics"
+            )
             results = {
                 "trackmux (Tracker -> plugin)": measure_trackmux(server.url, args.rows),
                 "MlflowClient.log_batch": measure_mlflow_client(python, server.url, args.rows),

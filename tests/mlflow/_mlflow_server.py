@@ -177,12 +177,17 @@ def start_server(workdir: Path, python: Path | None = None) -> MLflowServer:
     command = [
         str(python.parent / "mlflow"),
         "server",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-        "--artifacts-destination", str(workdir / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{workdir / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(workdir / "artifacts"),
         "--serve-artifacts",
-        "--workers", "1",
+        "--workers",
+        "1",
     ]
     started = time.monotonic()
     with open(workdir / "server.log", "wb") as log:
@@ -202,5 +207,6 @@ def start_server(workdir: Path, python: Path | None = None) -> MLflowServer:
                 return server
         time.sleep(0.2)
     server.stop()
-    raise MLflowUnavailable(f"mlflow server did not answer /health in {_START_TIMEOUT:.0f} s:\n"
-                            f"{server.log_tail()}")
+    raise MLflowUnavailable(
+        f"mlflow server did not answer /health in {_START_TIMEOUT:.0f} s:\n{server.log_tail()}"
+    )

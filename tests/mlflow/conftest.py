@@ -71,5 +71,4 @@ def experiment() -> str:
 @pytest.fixture
 def mlflow_settings(mlflow_server: MLflowServer, experiment: str) -> dict[str, object]:
     """The ``[mlflow]`` settings for the session's server and a fresh experiment."""
-    return {"tracking_uri": mlflow_server.url, "experiment": experiment,
-            "artifact_retry_wait": 0}
+    return {"tracking_uri": mlflow_server.url, "experiment": experiment, "artifact_retry_wait": 0}

@@ -15,8 +15,9 @@ def _values(row):
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
-def test_one_run_reaches_mlflow_wandb_and_null_alike(mlflow_server, experiment, tmp_path,
-                                                     monkeypatch):
+def test_one_run_reaches_mlflow_wandb_and_null_alike(
+    mlflow_server, experiment, tmp_path, monkeypatch
+):
     for name in ("WANDB_API_KEY", "WANDB_ENTITY", "WANDB_BASE_URL", "WANDB_PROJECT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
@@ -29,11 +30,13 @@ def test_one_run_reaches_mlflow_wandb_and_null_alike(mlflow_server, experiment, 
             "wandb": {"transport": fake.transport(), "base_url": fake.base_url},
         },
     )
-    tracker.connect({
-        "mlflow": {"tracking_uri": mlflow_server.url},
-        "wandb": {"api_key": fake.api_key},
-        "null": {},
-    })
+    tracker.connect(
+        {
+            "mlflow": {"tracking_uri": mlflow_server.url},
+            "wandb": {"api_key": fake.api_key},
+            "null": {},
+        }
+    )
     logged = []
     try:
         run = tracker.submit_job(TrainingConfig(name="fan-out", learning_rate=3e-4))
@@ -45,11 +48,13 @@ def test_one_run_reaches_mlflow_wandb_and_null_alike(mlflow_server, experiment, 
             logged.append((step * 2, row))
         report = tracker.flush(timeout=120)
         assert report.delivered, report
-        histories = {name: tracker.get_history(run, tracker=name)
-                     for name in ("mlflow", "wandb", "null")}
+        histories = {
+            name: tracker.get_history(run, tracker=name) for name in ("mlflow", "wandb", "null")
+        }
         tracker.finish(run)
-        statuses = {name: tracker.get_job_status(run, tracker=name)
-                    for name in ("mlflow", "wandb", "null")}
+        statuses = {
+            name: tracker.get_job_status(run, tracker=name) for name in ("mlflow", "wandb", "null")
+        }
     finally:
         tracker.disconnect()
 

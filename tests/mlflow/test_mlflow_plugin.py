@@ -64,13 +64,18 @@ def test_rejected_credentials_are_a_value_error_without_the_secret(tmp_path, cap
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(status, json={"error_code": "UNAUTHENTICATED",
-                                            "message": f"bad token tok-SECRET-1"})
+        return httpx.Response(
+            status, json={"error_code": "UNAUTHENTICATED", "message": "bad token tok-SECRET-1"}
+        )
 
     transport = httpx.MockTransport(answer)
     with pytest.raises(ValueError, match="rejected the credentials") as info:
-        run(plugin.connect({"tracking_uri": "http://mlflow.test", "token": "tok-SECRET-1"},
-                           context(tmp_path, transport=transport)))
+        run(
+            plugin.connect(
+                {"tracking_uri": "http://mlflow.test", "token": "tok-SECRET-1"},
+                context(tmp_path, transport=transport),
+            )
+        )
     assert seen[0].headers["Authorization"] == "Bearer tok-SECRET-1"
     assert "tok-SECRET-1" not in str(info.value)
     assert "tok-SECRET-1" not in caplog.text
@@ -83,9 +88,12 @@ def test_basic_auth_header_from_username_and_password(tmp_path):
         seen.append(request)
         return httpx.Response(200, json={"experiments": []})
 
-    session = run(plugin.connect(
-        {"tracking_uri": "http://mlflow.test", "username": "ann", "password": "pw"},
-        context(tmp_path, transport=httpx.MockTransport(answer))))
+    session = run(
+        plugin.connect(
+            {"tracking_uri": "http://mlflow.test", "username": "ann", "password": "pw"},
+            context(tmp_path, transport=httpx.MockTransport(answer)),
+        )
+    )
     assert seen[0].headers["Authorization"] == "Basic YW5uOnB3"
     assert "pw" not in repr(session).replace("http", "")
     run(plugin.disconnect(session))
@@ -95,15 +103,21 @@ def test_basic_auth_header_from_username_and_password(tmp_path):
 def test_server_errors_at_connect_are_connection_errors(tmp_path, status):
     transport = httpx.MockTransport(lambda request: httpx.Response(status, text="down"))
     with pytest.raises(ConnectionError):
-        run(plugin.connect({"tracking_uri": "http://mlflow.test"},
-                           context(tmp_path, transport=transport)))
+        run(
+            plugin.connect(
+                {"tracking_uri": "http://mlflow.test"}, context(tmp_path, transport=transport)
+            )
+        )
 
 
 def test_not_an_mlflow_server_is_a_connection_error(tmp_path):
     transport = httpx.MockTransport(lambda request: httpx.Response(404, text="nope"))
     with pytest.raises(ConnectionError):
-        run(plugin.connect({"tracking_uri": "http://mlflow.test"},
-                           context(tmp_path, transport=transport)))
+        run(
+            plugin.connect(
+                {"tracking_uri": "http://mlflow.test"}, context(tmp_path, transport=transport)
+            )
+        )
 
 
 def test_tracker_info():
@@ -115,14 +129,17 @@ def test_tracker_info():
 # -- names, values, limits (no server) ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("eval/loss", "eval/loss"),
-    ("acc@1", "acc_1"),
-    ("a:b c-d.e", "a:b c-d.e"),
-    ("/abs//x/./y/", "abs/x/y"),
-    ("../up", "__/up"),
-    ("x" * 300, "x" * 250),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("eval/loss", "eval/loss"),
+        ("acc@1", "acc_1"),
+        ("a:b c-d.e", "a:b c-d.e"),
+        ("/abs//x/./y/", "abs/x/y"),
+        ("../up", "__/up"),
+        ("x" * 300, "x" * 250),
+    ],
+)
 def test_names_mlflow_refuses_are_sanitised(name, expected):
     assert _values.mlflow_name(name) == expected
 
@@ -171,11 +188,17 @@ def test_same_step_same_millisecond_records_get_distinct_timestamps():
     assert _runs.record_entries(job, MetricRecord(1, 5, 1.0, {"x": 1.0}))[0]["timestamp"] == 1001
 
 
-@pytest.mark.parametrize(("mlflow", "status"), [
-    ("RUNNING", JobStatus.RUNNING), ("SCHEDULED", JobStatus.PENDING),
-    ("FINISHED", JobStatus.FINISHED), ("FAILED", JobStatus.FAILED),
-    ("KILLED", JobStatus.KILLED), ("WEIRD", JobStatus.RUNNING),
-])
+@pytest.mark.parametrize(
+    ("mlflow", "status"),
+    [
+        ("RUNNING", JobStatus.RUNNING),
+        ("SCHEDULED", JobStatus.PENDING),
+        ("FINISHED", JobStatus.FINISHED),
+        ("FAILED", JobStatus.FAILED),
+        ("KILLED", JobStatus.KILLED),
+        ("WEIRD", JobStatus.RUNNING),
+    ],
+)
 def test_status_mapping(mlflow, status):
     assert _runs.map_status(mlflow) is status
 
@@ -187,8 +210,13 @@ def test_run_carries_params_tags_and_notes(mlflow_settings, tmp_path):
     async def body():
         session = await connect(mlflow_settings, tmp_path)
         config = TrainingConfig(
-            name="my run", notes="why", group="g", job_type="train", tags=["baseline", "v2"],
-            learning_rate=0.001, target_modules=["q", "v"],
+            name="my run",
+            notes="why",
+            group="g",
+            job_type="train",
+            tags=["baseline", "v2"],
+            learning_rate=0.001,
+            target_modules=["q", "v"],
             extra={f"p{i}": i for i in range(150)} | {"long": "y" * 7000, "bad key!": 1},
         )
         job = await plugin.submit_job(session, "params01", config)
@@ -218,8 +246,10 @@ def test_special_values_and_names_round_trip(mlflow_settings, tmp_path):
         session = await connect(mlflow_settings, tmp_path)
         job = await plugin.submit_job(session, "values01", TrainingConfig())
         values = [math.nan, math.inf, -math.inf, 0.0, -1e-300, 2**53, 1.7976931348623157e307]
-        recs = [MetricRecord(i, i * 1000, 1_700_000_000.0 + i, {"v": v, "top@1": 1.0})
-                for i, v in enumerate(values)]
+        recs = [
+            MetricRecord(i, i * 1000, 1_700_000_000.0 + i, {"v": v, "top@1": 1.0})
+            for i, v in enumerate(values)
+        ]
         await plugin.log_metrics(session, job, recs)
         rows = await plugin.get_history(session, job)
         await plugin.disconnect(session)
@@ -228,7 +258,7 @@ def test_special_values_and_names_round_trip(mlflow_settings, tmp_path):
     values, rows = run(body())
     assert len(rows) == len(values)
     for value, row in zip(values, rows, strict=True):
-        assert (math.isnan(row["v"]) if math.isnan(value) else row["v"] == value)
+        assert math.isnan(row["v"]) if math.isnan(value) else row["v"] == value
         assert row["top_1"] == 1.0
     assert [row["_step"] for row in rows] == [i * 1000 for i in range(len(values))]
 
@@ -297,8 +327,10 @@ def test_large_batch_is_split_and_read_back_in_order(mlflow_settings, tmp_path):
     async def body():
         session = await connect(mlflow_settings, tmp_path)
         job = await plugin.submit_job(session, "split001", TrainingConfig())
-        recs = [MetricRecord(i, i // 3, 1_700_000_000.0, {f"m{k}": i + k / 10 for k in range(8)})
-                for i in range(1000)]
+        recs = [
+            MetricRecord(i, i // 3, 1_700_000_000.0, {f"m{k}": i + k / 10 for k in range(8)})
+            for i in range(1000)
+        ]
         await plugin.log_metrics(session, job, recs)
         rows = await plugin.get_history(session, job)
         await plugin.disconnect(session)
@@ -307,8 +339,10 @@ def test_large_batch_is_split_and_read_back_in_order(mlflow_settings, tmp_path):
     recs, rows = run(body())
     assert len(rows) == 1000
     assert [r["_step"] for r in rows] == [rec.step for rec in recs]
-    assert all({k: v for k, v in row.items() if not k.startswith("_")} == dict(rec.values)
-               for rec, row in zip(recs, rows, strict=True))
+    assert all(
+        {k: v for k, v in row.items() if not k.startswith("_")} == dict(rec.values)
+        for rec, row in zip(recs, rows, strict=True)
+    )
 
 
 def test_status_unknown_run_and_first_final_state(mlflow_settings, tmp_path):
@@ -350,7 +384,8 @@ def test_artifacts_round_trip_verify_and_refuse_escapes(mlflow_settings, tmp_pat
         session = await connect(mlflow_settings, tmp_path)
         job = await plugin.submit_job(session, "artif001", TrainingConfig())
         artifact_id = await plugin.upload_artifact(
-            session, job, src, ArtifactSpec(name="my ckpt/v1", metadata={"epoch": 3}))
+            session, job, src, ArtifactSpec(name="my ckpt/v1", metadata={"epoch": 3})
+        )
         out = tmp_path / "out"
         out.mkdir()
         got = await plugin.download_artifact(session, artifact_id, out)
@@ -359,8 +394,13 @@ def test_artifacts_round_trip_verify_and_refuse_escapes(mlflow_settings, tmp_pat
         root = (await _runs.get_run(session, job))["info"]["artifact_uri"].split(":/", 1)[1]
         name = artifact_id.split("/", 1)[1]
         client = session.client
-        evil = json.dumps({"version": 1, "kind": "directory",
-                           "files": [{"path": "../escape.txt", "size": 1, "sha256": "0"}]}).encode()
+        evil = json.dumps(
+            {
+                "version": 1,
+                "kind": "directory",
+                "files": [{"path": "../escape.txt", "size": 1, "sha256": "0"}],
+            }
+        ).encode()
         await client.put_artifact(f"{root}/evil.trackmux.json", evil, len(evil))
         with pytest.raises(ValueError, match="leaves the target"):
             await plugin.download_artifact(session, f"{job}/evil", tmp_path / "out")

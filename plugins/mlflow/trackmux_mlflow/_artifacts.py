@@ -19,6 +19,7 @@ failure is a ``RuntimeError`` that names the step.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -95,6 +96,10 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
+async def _put_file(session: MLflowSession, target: str, local: Path, size: int) -> None:
+    await session.client.put_artifact(target, _chunks(local), size)
+
+
 async def _artifact_root(session: MLflowSession, run_id: str, missing: str) -> str:
     """The proxy path of the run's artifact root, e.g. ``1/<run>/artifacts``."""
     run = await _step(session, "runs/get", lambda: get_run(session, run_id))
@@ -106,7 +111,7 @@ async def _artifact_root(session: MLflowSession, run_id: str, missing: str) -> s
             f"MLflow run {run_id} stores artifacts at {uri!r}, not behind the server's artifact "
             f"proxy; start the server with --serve-artifacts (the default)"
         )
-    return uri[len(_PROXY_SCHEME):].lstrip("/").rstrip("/")
+    return uri[len(_PROXY_SCHEME) :].lstrip("/").rstrip("/")
 
 
 async def upload_artifact(
@@ -129,9 +134,7 @@ async def upload_artifact(
         await _step(
             session,
             f"upload of {relative}",
-            lambda target=target, local=local, size=size: client.put_artifact(
-                target, _chunks(local), size
-            ),
+            functools.partial(_put_file, session, target, local, size),
         )
         entries.append({"path": relative, "size": size, "sha256": digest})
     manifest = json.dumps(
@@ -231,9 +234,7 @@ async def download_artifact(session: MLflowSession, artifact_id: str, target_dir
             size, digest = await _step(
                 session,
                 f"download of {relative}",
-                lambda relative=relative, partial=partial: client.download_artifact(
-                    f"{root}/{name}/{relative}", partial
-                ),
+                functools.partial(client.download_artifact, f"{root}/{name}/{relative}", partial),
             )
             if size != entry.get("size"):
                 raise RuntimeError(

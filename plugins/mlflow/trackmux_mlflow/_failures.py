@@ -15,7 +15,13 @@ import email.utils
 import httpx
 from trackmux_spec import PermanentError, RetryableError
 
-__all__ = ["MLflowError", "MLflowRetryableError", "error_for_response", "error_for_transport", "parse_retry_after"]
+__all__ = [
+    "MLflowError",
+    "MLflowRetryableError",
+    "error_for_response",
+    "error_for_transport",
+    "parse_retry_after",
+]
 
 _RETRYABLE_STATUSES = frozenset({408, 429})
 

@@ -241,7 +241,10 @@ async def submit_job(session: MLflowSession, run_id: str, config: TrainingConfig
         if param["key"] in held and held[param["key"]] != param["value"]:
             logger.warning(
                 "MLflow params cannot change: keeping %s=%r of run %s (not %r)",
-                param["key"], held[param["key"]], mlflow_id, param["value"],
+                param["key"],
+                held[param["key"]],
+                mlflow_id,
+                param["value"],
             )
     await _log_entries(session, mlflow_id, "params", [p for p in params if p["key"] not in held])
     await _log_entries(session, mlflow_id, "tags", tags)
@@ -253,8 +256,9 @@ async def submit_job(session: MLflowSession, run_id: str, config: TrainingConfig
     if info.get("status") != "RUNNING":
         await client.call("POST", "runs/update", body={"run_id": mlflow_id, "status": "RUNNING"})
         job.finished = None
-    logger.info("resuming MLflow run %s of trackmux run %s at record %s", mlflow_id, run_id,
-                job.stored)
+    logger.info(
+        "resuming MLflow run %s of trackmux run %s at record %s", mlflow_id, run_id, job.stored
+    )
     return mlflow_id
 
 
@@ -429,7 +433,11 @@ async def get_history(session: MLflowSession, job_id: str) -> list[dict[str, Any
     rows: dict[int, dict[str, Any]] = {}
     index: dict[tuple[int, int], int] = {}
     for marker in await metric_history(session, job_id, SEQ_KEY):
-        seq, step, stamp = int(marker["step"]), int(float(marker["value"])), int(marker["timestamp"])
+        seq, step, stamp = (
+            int(marker["step"]),
+            int(float(marker["value"])),
+            int(marker["timestamp"]),
+        )
         rows[seq] = {"_step": step, "_timestamp": stamp / 1000}
         index[(step, stamp)] = seq
     limit = asyncio.Semaphore(_PARALLEL_READS)
@@ -440,9 +448,9 @@ async def get_history(session: MLflowSession, job_id: str) -> list[dict[str, Any
 
     for key, entries in await asyncio.gather(*(read(k) for k in keys)):
         for entry in entries:
-            seq = index.get((int(entry.get("step", 0)), int(entry["timestamp"])))
-            if seq is not None:
-                rows[seq][key] = decode_metric(entry["value"])
+            owner = index.get((int(entry.get("step", 0)), int(entry["timestamp"])))
+            if owner is not None:
+                rows[owner][key] = decode_metric(entry["value"])
     return [rows[seq] for seq in sorted(rows)]
 
 
@@ -471,6 +479,8 @@ async def compare(session: MLflowSession, job_ids: Sequence[str]) -> Comparison:
     if runs:
         ids = json.dumps([s.id for s in summaries])
         experiments = json.dumps(sorted({str(r["info"]["experiment_id"]) for r in runs}))
-        url = (f"{session.settings.tracking_uri}/#/compare-runs?runs={quote(ids)}"
-               f"&experiments={quote(experiments)}")
+        url = (
+            f"{session.settings.tracking_uri}/#/compare-runs?runs={quote(ids)}"
+            f"&experiments={quote(experiments)}"
+        )
     return Comparison(runs=summaries, url=url)
