@@ -511,7 +511,7 @@ def test_escaping_manifest_path_is_refused(
 
     target = tmp_path / "sandbox" / "out"
     target.mkdir(parents=True)
-    with pytest.raises(ValueError, match="refused") as info:
+    with pytest.raises(ValueError, match="refus") as info:
         null.download_artifact(session, artifact_id, target)
     assert repr(bad_path) in str(info.value)
     assert list(target.iterdir()) == []

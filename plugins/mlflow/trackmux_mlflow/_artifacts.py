@@ -26,10 +26,11 @@ import logging
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any, TypeVar
 
 from trackmux_spec import ArtifactSpec, PermanentError, RetryableError, UnknownJobError
+from trackmux_spec.artifact_paths import safe_destination
 
 from ._failures import MLflowError
 from ._runs import get_run
@@ -157,30 +158,6 @@ async def upload_artifact(
     )
     logger.info("MLflow artifact %s of run %s uploaded (%d files)", name, job_id, len(entries))
     return f"{job_id}/{name}"
-
-
-def safe_destination(target_dir: Path, name: object) -> Path:
-    """Where manifest entry ``name`` lands under ``target_dir``.
-
-    :raises ValueError: ``name`` is empty, absolute, or resolves outside ``target_dir``.
-    """
-    if not isinstance(name, str) or not name or "\x00" in name:
-        raise ValueError(f"refusing artifact entry with an invalid path: {name!r}")
-    if (
-        PurePosixPath(name).is_absolute()
-        or PureWindowsPath(name).is_absolute()
-        or PureWindowsPath(name).drive
-        or name.startswith("\\")
-    ):
-        raise ValueError(f"refusing absolute artifact entry path: {name!r}")
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    if ".." in parts:
-        raise ValueError(f"refusing artifact entry path that leaves the target directory: {name!r}")
-    root = target_dir.resolve()
-    dest = (root / Path(*parts)).resolve()
-    if dest == root or not dest.is_relative_to(root):
-        raise ValueError(f"refusing artifact entry path that leaves the target directory: {name!r}")
-    return dest
 
 
 async def _manifest(session: MLflowSession, path: str) -> bytes | None:

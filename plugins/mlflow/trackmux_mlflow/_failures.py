@@ -9,11 +9,9 @@ timeouts, 408, 429 and 5xx are worth retrying; other 4xx answers are not (400
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
-
 import httpx
 from trackmux_spec import PermanentError, RetryableError
+from trackmux_spec.http import parse_retry_after
 
 __all__ = [
     "MLflowError",
@@ -43,25 +41,6 @@ class MLflowRetryableError(RetryableError):
     ) -> None:
         super().__init__(message, retry_after=retry_after)
         self.status_code = status_code
-
-
-def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    now = now or dt.datetime.now(dt.UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _error_body(response: httpx.Response) -> tuple[str | None, str]:

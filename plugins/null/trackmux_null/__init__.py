@@ -38,7 +38,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import trackmux_spec
@@ -54,6 +54,7 @@ from trackmux_spec import (
     TrainingConfig,
     UnknownJobError,
 )
+from trackmux_spec.artifact_paths import safe_destination
 
 from ._store import RESERVED_KEYS, NullSession, is_alive, make_dir, read_json, write_json_atomic
 
@@ -353,15 +354,6 @@ def upload_artifact(session: NullSession, job_id: str, path: Path, artifact: Art
     return artifact_id
 
 
-def _destination(root: Path, rel: Any) -> Path:
-    if not isinstance(rel, str) or not rel or PurePosixPath(rel).is_absolute():
-        raise ValueError(f"artifact path {rel!r} is absolute or empty: refused")
-    dest = (root / rel).resolve()
-    if dest == root or not dest.is_relative_to(root):
-        raise ValueError(f"artifact path {rel!r} resolves outside {root}: refused")
-    return dest
-
-
 @trackmux_spec.hookimpl
 def download_artifact(session: NullSession, artifact_id: str, target_dir: Path) -> Path:
     """Copy the artifact's files into ``target_dir``, verifying every SHA-256.
@@ -383,7 +375,7 @@ def download_artifact(session: NullSession, artifact_id: str, target_dir: Path) 
     plan: list[tuple[Path, str, str, int]] = []
     seen: set[Path] = set()
     for entry in manifest["files"]:
-        dest = _destination(root, entry.get("path"))
+        dest = safe_destination(root, entry.get("path"))
         if dest in seen:
             raise ValueError(f"artifact path {entry['path']!r} is listed twice: refused")
         seen.add(dest)

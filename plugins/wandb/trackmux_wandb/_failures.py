@@ -8,11 +8,9 @@ connection errors, timeouts, 408, 429, 5xx and unlisted 4xx are worth retrying; 
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
-
 import httpx
 from trackmux_spec import PermanentError, RetryableError
+from trackmux_spec.http import parse_retry_after
 
 __all__ = [
     "PERMANENT_STATUSES",
@@ -27,25 +25,6 @@ PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 409, 410, 413, 422, 501})
 
 class PayloadTooLargeError(PermanentError):
     """HTTP 413: this request is too big; a smaller one may pass."""
-
-
-def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    now = now or dt.datetime.now(dt.UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _server_message(response: httpx.Response) -> str:

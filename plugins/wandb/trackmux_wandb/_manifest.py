@@ -12,10 +12,11 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 import attrs
+from trackmux_spec.artifact_paths import safe_destination
 
 __all__ = [
     "FileEntry",
@@ -103,25 +104,3 @@ def sanitize_name(name: str) -> str:
     return cleaned or "artifact"
 
 
-def safe_destination(target_dir: Path, name: object) -> Path:
-    """Where manifest entry ``name`` lands under ``target_dir``.
-
-    :raises ValueError: ``name`` is empty, absolute, or resolves outside ``target_dir``.
-    """
-    if not isinstance(name, str) or not name or "\x00" in name:
-        raise ValueError(f"refusing artifact entry with an invalid path: {name!r}")
-    if (
-        PurePosixPath(name).is_absolute()
-        or PureWindowsPath(name).is_absolute()
-        or PureWindowsPath(name).drive
-        or name.startswith("\\")
-    ):
-        raise ValueError(f"refusing absolute artifact entry path: {name!r}")
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    if ".." in parts:
-        raise ValueError(f"refusing artifact entry path that leaves the target directory: {name!r}")
-    root = target_dir.resolve()
-    dest = (root / Path(*parts)).resolve()
-    if dest == root or not dest.is_relative_to(root):
-        raise ValueError(f"refusing artifact entry path that leaves the target directory: {name!r}")
-    return dest
