@@ -53,6 +53,12 @@ once and in order, ``flush()`` and ``disconnect()`` deliver everything, transien
 lose and duplicate nothing, and every record is delivered within 30 seconds of being logged
 while failures clear within 15 seconds, proven on a virtual clock.
 
+The virtual clock jumps ahead whenever the event loop waits, so during those tests a tracker
+must not wait on real sockets: point it at an in-process backend (an httpx
+``MockTransport``, as ``trackmux_wandb.testing.FakeWandB.transport()`` gives) or, for a
+real server, a transport that completes each request synchronously (the MLflow plugin's
+tests do that). Every other test uses real time.
+
 Requires pytest and hypothesis (``pip install trackmux[spec]``).
 """
 
