@@ -286,3 +286,76 @@ def test_an_outage_longer_than_the_delivery_deadline_drops_nothing(
     assert behind[-1] >= 590.0, behind
     assert_exactly_once_in_order(fake, "down0001", ROWS)
     assert fake.run(fake.entity, PROJECT, "down0001").state == "finished"
+
+
+def test_close_while_retrying_returns_and_keeps_everything(fake: FakeWandB, tmp_path: Path) -> None:
+    """``close(0)`` during a retry wait (backend down) ends the worker at once.
+
+    Regression: ``close()`` sets the worker's wake event and cancels it in the same loop
+    iteration; ``asyncio.wait_for`` (Python 3.11) then returned the event instead of raising
+    CancelledError, and the stopping worker went on retrying for as long as the outage lasted.
+    """
+
+    async def scenario(engine: Engine, loop: VirtualTimeLoop) -> tuple[float, Any]:
+        run = await engine.submit(TrainingConfig(project_name=PROJECT), "stop0001")
+        fake.outage(True)
+        await log_rows(engine, run, 0, 100)
+        await asyncio.sleep(30.0)  # the worker is now waiting to retry
+        start = loop.time()
+        report = await asyncio.wait_for(engine.close(0), 3600)
+        return loop.time() - start, report
+
+    async def nothing_more(engine: Engine, loop: VirtualTimeLoop) -> None:
+        return None
+
+    pm = get_plugin_manager()
+    loop = VirtualTimeLoop()
+    transport = ClockedTransport(fake)
+    transport.clock = loop.time
+
+    async def main() -> tuple[float, Any]:
+        engine = Engine(pm, [tracker_caller(pm, "wandb")], tmp_path,
+                        tracker_settings={"wandb": {"transport": transport,
+                                                    "base_url": fake.base_url}},
+                        blocking="inline", backoff=Backoff(rng=random.Random(0)))
+        await engine.start({"api_key": fake.api_key})
+        return await scenario(engine, loop)
+
+    try:
+        took, report = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert took < 1.0, f"close(0) took {took} virtual seconds"
+    assert report.trackers[0].pending == 100
+    fake.outage(False)
+    synced = trackmux.sync(tracker="wandb", data_dir=tmp_path,
+                           credentials={"api_key": fake.api_key},
+                           settings={"wandb": {"transport": fake.transport(),
+                                               "base_url": fake.base_url}})
+    assert synced.ok, synced
+    assert_exactly_once_in_order(fake, "stop0001", 100)
+
+
+@pytest.mark.timeout(60)
+def test_disconnect_returns_within_its_timeout_while_the_backend_is_down(
+        fake: FakeWandB, tmp_path: Path) -> None:
+    """Through ``Tracker`` (real threads): ``disconnect(timeout=1)`` with W&B down returns."""
+    import threading
+
+    tracker = trackmux.Tracker(["wandb"], data_dir=tmp_path, settings={
+        "wandb": {"transport": fake.transport(), "base_url": fake.base_url}})
+    tracker.connect({"api_key": fake.api_key})
+    run = tracker.submit_job(project_name=PROJECT, run_id="stop0002")
+    fake.outage(True)
+    for k in range(100):
+        tracker.log_metrics(run, {"i": k}, step=k)
+    reports: list[Any] = []
+    closer = threading.Thread(target=lambda: reports.append(tracker.disconnect(timeout=1)),
+                              daemon=True)
+    closer.start()
+    closer.join(20)
+    returned = not closer.is_alive()
+    fake.outage(False)  # lets a stuck worker finish, so the thread does not outlive the test
+    closer.join(20)
+    assert returned, "disconnect(timeout=1) did not return within 20 s while W&B was down"
+    assert reports[0].trackers[0].pending == 100

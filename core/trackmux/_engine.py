@@ -291,8 +291,12 @@ class _Worker:
         if timeout is None:
             await self.wake.wait()
             return
+        # Not asyncio.wait_for: on Python 3.11 it swallows a cancel() that arrives in the
+        # same loop iteration as wake.set() (close() does both), and a stopping worker would
+        # then retry for as long as its backend is down, holding close() and disconnect().
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.wake.wait()
 
     def _signal_progress(self) -> None:
         self.progress.set()
