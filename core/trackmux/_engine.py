@@ -802,7 +802,8 @@ class Engine:
             if remaining is not None and remaining <= 0:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: see _Worker._wait
+                    await event.wait()
 
     def report(self) -> DeliveryReport:
         """Where every tracker's delivery stands."""
