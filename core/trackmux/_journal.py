@@ -45,9 +45,17 @@ RECORDS_FILE = "records.tmf"
 Cursor = tuple[int, int]  # (next seq to deliver, byte offset of the frame holding it)
 
 
+#: Records per frame: ``marshal`` holds the interpreter lock for a whole frame, so frames stay
+#: small enough (about a millisecond to encode) not to stall the training thread.
+FRAME_RECORDS = 2048
+
+
 def encode_records(records: list[tuple[int, int, float, dict[str, Any]]]) -> bytes:
-    """The journal frame of ``records`` (``(seq, step, timestamp, values)`` tuples)."""
-    return encode_frame(records)
+    """The journal frames of ``records`` (``(seq, step, timestamp, values)`` tuples)."""
+    if len(records) <= FRAME_RECORDS:
+        return encode_frame(records)
+    return b"".join(encode_frame(records[start:start + FRAME_RECORDS])
+                    for start in range(0, len(records), FRAME_RECORDS))
 
 
 def read_records(path: Path) -> Iterator[tuple[int, int, float, dict[str, Any]]]:
