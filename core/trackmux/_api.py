@@ -116,6 +116,9 @@ class _TrackerBase:
             batch_size=batch_size,
             batch_interval=batch_interval,
         )
+        if type(self) is Tracker:
+            # the hot path without a wrapper call: Tracker.log_metrics is the engine's
+            self.log_metrics = self._engine.log  # type: ignore[method-assign]
         self._close_timeout = close_timeout
         self._thread: _EngineThread | None = None
         self._connected = False

@@ -15,7 +15,9 @@ Shape (see docs/architecture.md)::
 
 * The hot path (:meth:`Engine.log`) validates, numbers and appends to a list under a lock. It
   never waits on disk or network, except for backpressure when more than
-  ``max_buffer`` records wait for the committer, and with ``durability="fsync"``.
+  ``max_buffer`` (20,000) records wait for the committer, and with ``durability="fsync"``.
+  The committer runs every ``commit_interval`` (50 ms), and at once when ``commit_batch``
+  (4,096) records wait, so a fast loop keeps little in memory.
 * Workers and the committer run on one asyncio loop (in a background thread for the public
   APIs). Blocking hooks run on one dedicated thread per tracker.
 * A batch leaves when ``batch_size`` records wait or the oldest waited ``batch_interval``
@@ -447,7 +449,8 @@ class Engine:
         batch_size: int = 100,
         batch_interval: float = 5.0,
         commit_interval: float = 0.05,
-        max_buffer: int = 100_000,
+        max_buffer: int = 20_000,
+        commit_batch: int = 4096,
         backoff: Backoff | None = None,
         wall_clock: Callable[[], float] = time.time,
         blocking: str = "threads",
@@ -469,6 +472,7 @@ class Engine:
         self.batch_interval = batch_interval
         self.commit_interval = commit_interval
         self.max_buffer = max_buffer
+        self.commit_batch = commit_batch
         self.backoff = backoff or Backoff()
         self._wall = wall_clock
         self._blocking = blocking
@@ -661,6 +665,9 @@ class Engine:
             arm = not self._commit_armed
             if arm:
                 self._commit_armed = True
+        if waiting == self.commit_batch and not self.fsync:
+            # a fast loop fills the buffer before the timer: commit now, keep memory flat
+            self.loop.call_soon_threadsafe(self._commit_in_background)
         if warn:
             logger.warning(
                 "run %r: step %d is less than the current step %d. The row is kept, in the "

@@ -90,7 +90,7 @@ def _session(session: object) -> NullSession:
 def tracker_info() -> TrackerInfo:
     """Large batches, no rate limit, every capability."""
     return TrackerInfo(
-        max_batch_records=10_000,
+        max_batch_records=2_000,
         min_batch_interval=0.0,
         capabilities=_CAPABILITIES,  # type: ignore[arg-type]  # mypy vs converter=frozenset
     )
