@@ -181,13 +181,18 @@ class TrainingConfig:
         return cls(**kwargs)
 
 
-@define(frozen=True, slots=True)
+@define(slots=True)
 class MetricRecord:
     """One logged row: the values of one ``log_metrics`` call.
 
     ``seq`` numbers a run's records from 0 without gaps. It is the record's identity: a
     tracker that is handed a record whose ``seq`` it already stored for that job must not
     store it again (this is what makes retries exactly-once).
+
+    Treat records as read-only (wrappers use ``attrs.evolve``). They are the one type of
+    the contract that is not frozen: every tracker gets its own copies, read from the
+    journal, and a frozen attrs class costs twice as much to build — a cost paid once per
+    row per tracker, on the thread that shares the interpreter with the training loop.
     """
 
     seq: int
