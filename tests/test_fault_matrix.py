@@ -24,7 +24,7 @@ from trackmux import JobStatus, TrainingConfig
 from trackmux._engine import Engine
 from trackmux._plugins import get_plugin_manager, tracker_caller
 from trackmux._retry import Backoff
-from trackmux.testing import VirtualTimeLoop
+from trackmux.testing import VirtualTimeLoop, run_on_virtual_clock
 from trackmux_wandb.testing import AfterApply, Drop, FakeWandB, Status, Timeout
 
 PROJECT = "faults"
@@ -59,26 +59,13 @@ def run_virtual(fake: FakeWandB, data_dir: Path,
                 scenario: Callable[[Engine, VirtualTimeLoop], Awaitable[Any]],
                 transport: ClockedTransport | None = None) -> Any:
     """Run ``scenario(engine, loop)`` on a fresh engine (W&B only) on a virtual clock."""
-    pm = get_plugin_manager()
     loop = VirtualTimeLoop()
     transport = transport or ClockedTransport(fake)
     transport.clock = loop.time
-
-    async def main() -> Any:
-        engine = Engine(pm, [tracker_caller(pm, "wandb")], data_dir,
-                        tracker_settings={"wandb": {"transport": transport,
-                                                    "base_url": fake.base_url}},
-                        blocking="inline", backoff=Backoff(rng=random.Random(0)))
-        await engine.start({"api_key": fake.api_key})
-        try:
-            return await scenario(engine, loop)
-        finally:
-            await engine.close(0)
-
-    try:
-        return loop.run_until_complete(main())
-    finally:
-        loop.close()
+    return run_on_virtual_clock(
+        get_plugin_manager(), "wandb", data_dir, scenario, loop=loop,
+        credentials={"api_key": fake.api_key},
+        settings={"transport": transport, "base_url": fake.base_url})
 
 
 async def log_rows(engine: Engine, run: str, start: int, stop: int) -> None:

@@ -18,7 +18,6 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -29,17 +28,7 @@ PROJECT = "secure"
 SECRET_KEY = "leakcheck_" + "S3cr3tK3y" * 5  # 55 characters of [A-Za-z0-9_]
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for name in ("TRACKMUX_TRACKERS", "TRACKMUX_DIR", "WANDB_MODE", "WANDB_API_KEY",
-                 "WANDB_ENTITY", "WANDB_BASE_URL", "WANDB_PROJECT", "WANDB_APP_URL",
-                 "WANDB_HTTP_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    yield
+pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
 @pytest.fixture

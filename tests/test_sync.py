@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +28,7 @@ PROJECT = "offline-sync"
 ROWS = 300
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No tracker list, data dir, W&B key or configuration file leaks in."""
-    for name in ("TRACKMUX_TRACKERS", "TRACKMUX_DIR", "WANDB_MODE", "WANDB_API_KEY",
-                 "WANDB_ENTITY", "WANDB_BASE_URL", "WANDB_PROJECT", "WANDB_APP_URL",
-                 "WANDB_HTTP_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    yield
+pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
 @pytest.fixture

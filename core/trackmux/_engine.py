@@ -838,10 +838,9 @@ class Engine:
             return lane.job_id
         if lane is None:
             with contextlib.suppress(LookupError, ValueError, OSError):
-                meta = RunJournal.read_meta(self.journal_root, run_id)
-                job = (meta.get("trackers", {}).get(worker.name) or {}).get("job_id")
+                job = RunJournal.peek(self.journal_root, run_id).tracker_job(worker.name)
                 if job:
-                    return str(job)
+                    return job
         if lane is not None:
             raise UnknownJobError(run_id)
         return run_id

@@ -170,6 +170,12 @@ class RunJournal:
             raise LookupError(f"no run {run_id!r} in the journal at {root}") from None
 
     @classmethod
+    def peek(cls, root: Path, run_id: str) -> RunJournal:
+        """A read-only view of a run (its metadata and cursors) that claims nothing: the
+        process writing it may be alive. Use :meth:`open` to append or deliver."""
+        return cls(root / run_id, cls.read_meta(root, run_id))
+
+    @classmethod
     def open(cls, root: Path, run_id: str) -> RunJournal:
         """Reopen an existing run's journal (after a crash, for sync), repairing a torn tail.
 

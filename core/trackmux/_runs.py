@@ -156,7 +156,7 @@ class MetricStats:
 
 def _open(root: Path, run_id: str) -> tuple[RunJournal, int]:
     """The run's journal (read-only: a live writer may still append) and its record count."""
-    journal = RunJournal(root / run_id, RunJournal.read_meta(root, run_id))
+    journal = RunJournal.peek(root, run_id)
     return journal, count_records(journal.records_path)
 
 

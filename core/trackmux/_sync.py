@@ -18,6 +18,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -26,7 +27,7 @@ from attrs import define, field
 from ._api import _EngineThread
 from ._config import load_settings
 from ._engine import Engine
-from ._journal import RECORDS_FILE, RunJournal, count_records, iter_run_ids
+from ._journal import RunJournal, count_records, iter_run_ids
 from ._plugins import get_plugin_manager, tracker_caller
 
 __all__ = ["RunSync", "SyncReport", "pending_runs", "sync"]
@@ -61,37 +62,19 @@ class SyncReport:
         return all(run.state in ("synced", "up to date") for run in self.runs)
 
 
-def _needs_sync(meta: Mapping[str, Any], count: int, cursor: int, tracker: str) -> bool:
-    if cursor < count:
+def _needs_sync(journal: RunJournal, tracker: str) -> bool:
+    if journal.read_cursor(tracker)[0] < count_records(journal.records_path):
         return True
-    entry = meta.get("trackers", {}).get(tracker) or {}
-    if not entry.get("job_id"):
+    if not journal.tracker_job(tracker):
         return True
-    return bool(meta.get("final_status")) and not entry.get("finished")
+    return bool(journal.meta.get("final_status")) and not journal.tracker_finished(tracker)
 
 
 def pending_runs(data_dir: os.PathLike[str] | str, tracker: str) -> list[str]:
     """The runs in the journal that ``tracker`` does not fully hold yet."""
-    root = os.fspath(data_dir)
-    from pathlib import Path
-
-    journal_root = Path(root) / "journal"
-    out = []
-    for run_id in iter_run_ids(journal_root):
-        meta = RunJournal.read_meta(journal_root, run_id)
-        count = count_records(journal_root / run_id / RECORDS_FILE)
-        cursor = _read_cursor(journal_root / run_id / "cursors" / tracker)
-        if _needs_sync(meta, count, cursor, tracker):
-            out.append(run_id)
-    return out
-
-
-def _read_cursor(path: Any) -> int:
-    try:
-        with open(path) as handle:
-            return int(handle.read().split()[0])
-    except (FileNotFoundError, IndexError, ValueError):
-        return 0
+    journal_root = Path(data_dir) / "journal"
+    return [run_id for run_id in iter_run_ids(journal_root)
+            if _needs_sync(RunJournal.peek(journal_root, run_id), tracker)]
 
 
 def sync(
@@ -144,7 +127,10 @@ def _sync_run(
     timeout: float | None,
     progress: Progress | None,
 ) -> RunSync:
-    already = _read_cursor(engine.journal_root / run_id / "cursors" / tracker)
+    try:
+        already = RunJournal.peek(engine.journal_root, run_id).read_cursor(tracker)[0]
+    except LookupError as exc:
+        return RunSync(run_id, 0, 0, 0, False, "failed", str(exc))
     try:
         thread.submit(engine.resume(run_id)).result()
     except (LookupError, RuntimeError, ValueError) as exc:

@@ -67,7 +67,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-import random
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -245,28 +244,12 @@ class TrackerConformance:
     def _virtual(self, pm: Any, credentials: Mapping[str, Any], tracker_settings: Mapping[str, Any],
                  scenario: Callable[[Any, Any], Awaitable[Any]]) -> Any:
         """Run ``scenario(engine, loop)`` on a fresh engine on a virtual clock."""
-        from trackmux._engine import Engine
-        from trackmux._retry import Backoff
-        from trackmux.testing import VirtualTimeLoop
+        from trackmux.testing import run_on_virtual_clock
 
-        hooks = self._hooks(pm)
-        loop = VirtualTimeLoop()
-
-        async def main() -> Any:
-            with tempfile.TemporaryDirectory() as data_dir:
-                engine = Engine(pm, [hooks], Path(data_dir),
-                                tracker_settings={self.tracker_name: dict(tracker_settings)},
-                                blocking="inline", backoff=Backoff(rng=random.Random(7)))
-                await engine.start(credentials)
-                try:
-                    return await scenario(engine, loop)
-                finally:
-                    await engine.close(0)
-
-        try:
-            return loop.run_until_complete(main())
-        finally:
-            loop.close()
+        with tempfile.TemporaryDirectory() as data_dir:
+            return run_on_virtual_clock(pm, self.tracker_name, Path(data_dir), scenario,
+                                        credentials=credentials, settings=tracker_settings,
+                                        seed=7)
 
     # -- discovery and declaration ---------------------------------------------------------
 
