@@ -3,8 +3,7 @@
 A wrapper is a pluggy new-style hook wrapper, ``@trackmux.hookimpl(wrapper=True)``: a
 generator that runs up to ``yield`` before the tracker's hook, gets its result from the
 ``yield``, and returns the result. Register one on a plugin manager (or ship it in a
-distribution with an entry point in the ``trackmux`` group, like a tracker, minus
-``connect``)::
+distribution with an entry point in the ``trackmux.wrappers`` group)::
 
     pm = trackmux.get_plugin_manager()
     pm.register(PrefixMetricKeys("train/"))

@@ -119,13 +119,14 @@ def check_command(name: str, as_json: bool) -> None:
     import click
     from rich.console import Console
     from rich.table import Table
+    from trackmux_spec import TrackerNotFoundError
 
-    from ._plugins import get_plugin_manager, tracker_names
+    from ._plugins import get_plugin_manager, tracker_caller
 
-    installed = tracker_names(get_plugin_manager())
-    if name not in installed:
-        raise click.ClickException(f"tracker {name!r} is not installed; installed trackers: "
-                                   f"{', '.join(installed) or 'none'}")
+    try:
+        tracker_caller(get_plugin_manager(), name)
+    except TrackerNotFoundError as exc:  # not installed, or its plugin failed to load
+        raise click.ClickException(str(exc)) from None
     try:
         report = run_conformance(name)
     except RuntimeError as exc:

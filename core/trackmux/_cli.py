@@ -141,7 +141,11 @@ def main(argv: Sequence[str] | None = None) -> None:
               help="Run the conformance suite against tracker NAME (needs trackmux[spec]); "
                    "exit status 1 if a test fails.")
 def plugins(as_json: bool, check: str | None) -> None:
-    """List the installed plugins: trackers and wrapper plugins, with their hooks."""
+    """List the installed plugins: trackers and wrapper plugins, with their hooks.
+
+    A plugin that fails to import or to register is listed as broken, with the reason; the
+    others keep working.
+    """
     from ._plugins import describe_plugins, get_plugin_manager
 
     if check is not None:
@@ -149,27 +153,40 @@ def plugins(as_json: bool, check: str | None) -> None:
 
         check_command(check, as_json)
         return
-    try:
-        described = describe_plugins(get_plugin_manager())
-    except Exception as exc:  # third-party plugin code failed to import or register
-        _fail(f"could not load the installed plugins: {type(exc).__name__}: {exc}")
+    described = describe_plugins(get_plugin_manager())
     if as_json:
         _echo_json([p.to_dict() for p in described])
         return
-    console = _console()
     if not described:
-        console.print("No trackmux plugins are installed.")
+        click.echo("No trackmux plugins are installed.")
         return
-    table = Table(title="trackmux plugins")
-    table.add_column("Name", style="bold", no_wrap=True)
-    table.add_column("Distribution")
-    table.add_column("Version")
-    table.add_column("Tracker")
-    table.add_column("Hooks")
+    click.echo(_plugins_text(described, _width()))
+
+
+def _width() -> int:
+    """The terminal's width; 80 when the output is not a terminal (and COLUMNS is unset)."""
+    import shutil
+
+    return max(40, shutil.get_terminal_size((80, 24)).columns)
+
+
+def _plugins_text(described: Sequence[Any], width: int) -> str:
+    """One line per plugin (name, kind, distribution), its hooks or the reason it is broken
+    wrapped beneath: readable at any width, and piped."""
+    import textwrap
+
+    name_width = max(len(p.name) for p in described) + 2
+    indent = " " * (name_width + 2)
+    lines = []
     for p in described:
-        table.add_row(p.name, p.distribution or "-", p.version or "-",
-                      "yes" if p.is_tracker else "no (wrapper)", ", ".join(p.hooks))
-    console.print(table)
+        kind = "broken" if p.broken else "tracker" if p.is_tracker else "wrapper"
+        origin = " ".join(part for part in (p.distribution, p.version) if part) or "-"
+        styled = click.style(f"{kind:<8}", fg="red" if p.broken else None, bold=bool(p.broken))
+        lines.append(f"  {click.style(p.name.ljust(name_width), bold=True)}{styled} {origin}")
+        detail = p.broken if p.broken else "hooks: " + ", ".join(p.hooks)
+        lines.extend(textwrap.wrap(detail, width=width, initial_indent=indent,
+                                   subsequent_indent=indent, break_on_hyphens=False))
+    return "\n".join(lines)
 
 
 # -- demo ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ data types that cross them, and the exceptions that classify a backend's failure
 from ._errors import (
     DeliveryError,
     PermanentError,
+    PluginLoadError,
     RetryableError,
     TrackerClosedError,
     TrackerNotFoundError,
@@ -35,6 +36,7 @@ __all__ = [
     "MetricRecord",
     "MetricValue",
     "PermanentError",
+    "PluginLoadError",
     "RetryableError",
     "RunSummary",
     "TrackerClosedError",

@@ -8,6 +8,7 @@ The tree::
     │   └── PermanentError            the request will never succeed: that tracker stops
     ├── UnknownJobError (LookupError) a job id no tracker of this session knows
     ├── TrackerNotFoundError (LookupError)  a tracker name that no installed plugin provides
+    │   └── PluginLoadError           the tracker is installed but its plugin failed to load
     └── TrackerClosedError (RuntimeError)   a call after ``disconnect()``
 
 Plugins raise :class:`RetryableError` or :class:`PermanentError` from the delivery hooks
@@ -21,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "DeliveryError",
     "PermanentError",
+    "PluginLoadError",
     "RetryableError",
     "TrackerClosedError",
     "TrackerNotFoundError",
@@ -79,3 +81,20 @@ class TrackerNotFoundError(TrackmuxError, LookupError):
 
 class TrackerClosedError(TrackmuxError, RuntimeError):
     """A call on a tracker session after ``disconnect()``."""
+
+
+class PluginLoadError(TrackerNotFoundError):
+    """A tracker's entry point is installed, but importing or registering its plugin failed.
+
+    The message names the entry point, its distribution and the cause; the other installed
+    plugins are unaffected.
+
+    :param name: the tracker's entry-point name.
+    :param installed: the trackers that are installed (whether or not they load).
+    :param problem: what went wrong, naming the entry point and its distribution.
+    """
+
+    def __init__(self, name: str, installed: list[str], problem: str) -> None:
+        super().__init__(name, installed)
+        self.args = (f"tracker {name!r} is installed but its plugin failed to load: {problem}",)
+        self.problem = problem
