@@ -9,13 +9,11 @@ caller's thread; everything else is a coroutine run on the engine's loop, awaite
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import contextlib
 import logging
 import os
 import threading
-import weakref
 from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +28,7 @@ from trackmux_spec import (
     TrainingConfig,
 )
 
+from . import _lifecycle
 from ._config import Settings, load_settings
 from ._engine import DeliveryReport
 from ._plugins import get_plugin_manager, tracker_caller
@@ -74,16 +73,6 @@ class _EngineThread:
                 self.loop.close()
 
 
-_LIVE: weakref.WeakSet[_TrackerBase] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_at_exit() -> None:
-    for tracker in list(_LIVE):
-        with contextlib.suppress(Exception):
-            tracker._close_blocking(DEFAULT_CLOSE_TIMEOUT, JobStatus.FINISHED)
-
-
 class _TrackerBase:
     """What both APIs share: configuration, the engine, its thread, argument checking."""
 
@@ -123,6 +112,7 @@ class _TrackerBase:
         self._thread: _EngineThread | None = None
         self._connected = False
         self._closed = False
+        self._closed_reason: str | None = None
         self._state_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -141,7 +131,9 @@ class _TrackerBase:
 
     def _ensure_thread(self) -> _EngineThread:
         if self._closed:
-            raise TrackerClosedError("this tracker is disconnected; create a new one")
+            raise TrackerClosedError(
+                self._closed_reason or "this tracker is disconnected; create a new one"
+            )
         if self._thread is None:
             self._thread = _EngineThread()
         return self._thread
@@ -154,16 +146,62 @@ class _TrackerBase:
 
     def _after_connect(self) -> None:
         self._connected = True
-        _LIVE.add(self)
+        _lifecycle.register(self)
+
+    # -- process life cycle (see _lifecycle.py) ------------------------------------------
+
+    def _close_at_exit(self) -> None:
+        self._close_blocking(DEFAULT_CLOSE_TIMEOUT, JobStatus.FINISHED)
+
+    def _commit_blocking(self, timeout: float, final: JobStatus | None = None) -> None:
+        """Put what is buffered into the journal (and give every open run the state
+        ``final``, if given), waiting at most ``timeout`` seconds."""
+        thread = self._thread
+        if self._closed or thread is None or not self._connected:
+            return
+        with contextlib.suppress(Exception):
+            thread.submit(self._commit(final)).result(timeout)
+
+    async def _commit(self, final: JobStatus | None) -> None:
+        engine = self._engine
+        await engine.commit_now()
+        if final is not None:
+            for run_id, run in list(engine.runs.items()):
+                if run.final_status is None:
+                    await engine.finish(run_id, final, 0)
+
+    def _locks_free(self, timeout: float) -> bool:
+        """Whether no thread holds this tracker's locks for ``timeout`` seconds."""
+        if not self._state_lock.acquire(timeout=timeout):
+            return False
+        self._state_lock.release()
+        return self._engine.locks_free(timeout)
+
+    def _abandon_after_fork(self, parent_pid: int) -> None:
+        """In a forked child: leave everything to the parent; every call says so."""
+        self._state_lock = threading.Lock()
+        self._closed = True
+        self._closed_reason = (
+            f"this tracker belongs to process {parent_pid}; process {os.getpid()} is a "
+            f"forked child of it and cannot use its runs. Log from the parent (send the "
+            f"values back, e.g. through a multiprocessing queue), or create a new "
+            f"trackmux.Tracker() in the child for a run of its own"
+        )
+        self._engine.abandon_after_fork(self._closed_reason)
 
     def _close_blocking(self, timeout: float | None, status: JobStatus) -> DeliveryReport:
-        """Finish open runs, deliver what can be delivered within ``timeout``, stop the thread."""
+        """Finish open runs, deliver what can be delivered within ``timeout``, stop the thread.
+
+        After SIGTERM, runs end as ``PREEMPTED`` and the wait is bounded (``_lifecycle``).
+        """
         with self._state_lock:
             if self._closed or self._thread is None:
                 self._closed = True
                 return DeliveryReport()
             self._closed = True
-        _LIVE.discard(self)
+        _lifecycle.unregister(self)
+        status = _lifecycle.closing_status(status)
+        timeout = _lifecycle.closing_timeout(timeout)
         thread = self._thread
         try:
             if not self._connected:
@@ -176,10 +214,9 @@ class _TrackerBase:
         engine = self._engine
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        for run_id, run in list(engine.runs.items()):
-            if run.final_status is None:
-                remaining = None if deadline is None else max(0.0, deadline - loop.time())
-                await engine.finish(run_id, status, remaining)
+        # every open run gets its final state at once, then they all deliver side by side
+        # (runs ended before, by finish() or SIGTERM, are waited for too)
+        await asyncio.gather(*(engine.finish(run_id, status, timeout) for run_id in engine.runs))
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         return await engine.close(remaining)
 

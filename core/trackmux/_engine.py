@@ -484,6 +484,7 @@ class Engine:
         self._write_lock = threading.Lock()  # one committer at a time, in seq order
         self._commit_armed = False
         self._closed = False
+        self._closed_reason: str | None = None  # why, if not disconnect() (a fork)
         self._committer: BlockingRunner | InlineRunner | None = None
         self._progress = None  # type: asyncio.Event | None
 
@@ -629,7 +630,29 @@ class Engine:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise TrackerClosedError("this tracker is disconnected; create a new one")
+            raise TrackerClosedError(
+                self._closed_reason or "this tracker is disconnected; create a new one"
+            )
+
+    # -- the process's life cycle (see _lifecycle.py) -------------------------------------
+
+    def locks_free(self, timeout: float) -> bool:
+        """Whether the hot path's locks can be taken within ``timeout`` (each); a SIGTERM
+        handler asks before it commits, since it may have interrupted ``log()`` itself."""
+        for lock in (self._write_lock, self._lock):
+            if not lock.acquire(timeout=timeout):
+                return False
+            lock.release()
+        return True
+
+    def abandon_after_fork(self, reason: str) -> None:
+        """In a forked child: refuse every call with ``reason``; touch nothing of the
+        parent's (journal, loop, threads, sessions). The locks are new: another thread may
+        have held the copied ones at the fork."""
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._closed = True
+        self._closed_reason = reason
 
     # -- the hot path (any thread) ------------------------------------------------------
 
@@ -646,7 +669,8 @@ class Engine:
         with self._lock:
             if self._closed:
                 raise TrackerClosedError(
-                    f"cannot log to run {run_id!r}: the tracker is disconnected"
+                    self._closed_reason
+                    or f"cannot log to run {run_id!r}: the tracker is disconnected"
                 )
             if run.final_status is not None:
                 raise ValueError(

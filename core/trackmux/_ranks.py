@@ -221,6 +221,17 @@ class SilentEngine:
         if self._closed:
             raise TrackerClosedError("this tracker is disconnected; create a new one")
 
+    def locks_free(self, timeout: float) -> bool:
+        """Whether the lock is free (see :meth:`Engine.locks_free`)."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        self._lock.release()
+        return True
+
+    def abandon_after_fork(self, reason: str) -> None:
+        """In a forked child: a fresh lock; calls go on validating and dropping."""
+        self._lock = threading.Lock()
+
     def log(self, run_id: str, metrics: Any, step: Any = None) -> None:
         """Validate the metrics and the step like :meth:`Engine.log`, then drop the record."""
         normalize_metrics(metrics)

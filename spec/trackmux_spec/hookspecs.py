@@ -133,7 +133,12 @@ def log_metrics(session: object, job_id: str, records: Sequence[MetricRecord]) -
 
 @hookspec(firstresult=True)
 def finish_job(session: object, job_id: str, status: JobStatus) -> None:
-    """Mark the job ended: ``FINISHED``, ``FAILED`` or ``KILLED``.
+    """Mark the job ended: ``FINISHED``, ``FAILED``, ``KILLED`` or ``PREEMPTED``.
+
+    ``PREEMPTED`` ends a run whose process was stopped from outside (SIGTERM from SLURM or
+    Kubernetes). A backend with such a state stores it (W&B: ``preempting``, then a
+    non-zero exit code); one without it stores ``FAILED``, and :func:`get_job_status`
+    then reports ``FAILED``.
 
     Called after every record of the job has been acknowledged, and only then. Must be
     idempotent: the first final state wins. Raise :class:`~trackmux_spec.RetryableError` or

@@ -53,7 +53,7 @@ __all__ = [
     "upload_artifact",
 ]
 
-_FINAL = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.KILLED)
+_FINAL = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.KILLED, JobStatus.PREEMPTED)
 
 
 def _session(session: object) -> JsonlSession:

@@ -79,7 +79,13 @@ _STATES = {
     "FAILED": JobStatus.FAILED,
     "KILLED": JobStatus.KILLED,
 }
-_FINAL = {JobStatus.FINISHED: "FINISHED", JobStatus.FAILED: "FAILED", JobStatus.KILLED: "KILLED"}
+#: MLflow has no preempted state: a preempted run is stored FAILED (the contract's rule).
+_FINAL = {
+    JobStatus.FINISHED: "FINISHED",
+    JobStatus.FAILED: "FAILED",
+    JobStatus.KILLED: "KILLED",
+    JobStatus.PREEMPTED: "FAILED",
+}
 _HISTORY_PAGE = 25_000
 _PARALLEL_READS = 8
 
@@ -370,10 +376,13 @@ async def log_metrics(session: MLflowSession, job_id: str, records: Sequence[Met
 
 
 async def finish_job(session: MLflowSession, job_id: str, status: JobStatus) -> None:
-    """``runs/update`` to FINISHED, FAILED or KILLED; the first final state wins."""
+    """``runs/update`` to FINISHED, FAILED or KILLED (PREEMPTED: FAILED); the first final
+    state wins."""
     status = JobStatus(status)
     if status not in _FINAL:
-        raise ValueError(f"finish_job accepts FINISHED, FAILED or KILLED, not {status.name}")
+        raise ValueError(
+            f"finish_job accepts FINISHED, FAILED, KILLED or PREEMPTED, not {status.name}"
+        )
     job = await _job(session, job_id)
     if job.finished is not None:
         return

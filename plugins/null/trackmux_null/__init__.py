@@ -75,7 +75,7 @@ __all__ = [
 ]
 
 _CAPABILITIES: frozenset[str] = frozenset({"artifacts", "compare", "history"})
-_FINAL_STATES = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.KILLED)
+_FINAL_STATES = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.KILLED, JobStatus.PREEMPTED)
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -208,7 +208,8 @@ def finish_job(session: NullSession, job_id: str, status: JobStatus) -> None:
     Idempotent: a job already in a final state keeps it (and its time); only
     :func:`submit_job` (a resume) makes it ``running`` again.
 
-    :raises PermanentError: ``status`` is not ``FINISHED``, ``FAILED`` or ``KILLED``.
+    :raises PermanentError: ``status`` is not a final state (``FINISHED``, ``FAILED``,
+        ``KILLED`` or ``PREEMPTED``).
     :raises UnknownJobError: no such job.
     """
     store = _session(session)

@@ -62,7 +62,15 @@ _STATES = {
 
 #: file_stream exit codes: 0 finishes a run, non-zero fails it. KILLED stops the run
 #: first (``stopRun``) and then completes it with 255, the code of a killed process.
-_EXIT_CODES = {JobStatus.FINISHED: 0, JobStatus.FAILED: 1, JobStatus.KILLED: 255}
+#: PREEMPTED sends ``preempting`` first, then completes with 143 (128 + SIGTERM, what a
+#: shell reports for a job stopped by SIGTERM): W&B turns a preempting run that exits
+#: non-zero into ``preempted``.
+_EXIT_CODES = {
+    JobStatus.FINISHED: 0,
+    JobStatus.FAILED: 1,
+    JobStatus.KILLED: 255,
+    JobStatus.PREEMPTED: 143,
+}
 
 _INTERNAL_CONFIG_KEYS = frozenset({"_wandb", "wandb_version"})
 _HISTORY_SAMPLES = 500
@@ -266,14 +274,17 @@ async def log_metrics(session: WandBSession, job_id: str, records: Sequence[Metr
 
 
 async def finish_job(session: WandBSession, job_id: str, status: JobStatus) -> None:
-    """Mark the run ended through file_stream ``complete``; ``KILLED`` stops it first.
+    """Mark the run ended through file_stream ``complete``; ``KILLED`` stops it first,
+    ``PREEMPTED`` sends the ``preempting`` flag first.
 
     Idempotent within the session: once a final state was delivered, later calls for
     the run do nothing (the first final state wins).
     """
     status = JobStatus(status)
     if status not in _EXIT_CODES:
-        raise ValueError(f"finish_job accepts FINISHED, FAILED or KILLED, not {status.name}")
+        raise ValueError(
+            f"finish_job accepts FINISHED, FAILED, KILLED or PREEMPTED, not {status.name}"
+        )
     run = await _run_state(session, job_id)
     if run.finished is not None:
         return
@@ -284,6 +295,8 @@ async def finish_job(session: WandBSession, job_id: str, status: JobStatus) -> N
         if run.storage_id is None:
             raise PermanentError(f"W&B run {run.name} has no storage id; cannot stop it")
         await session.client.graphql("StopRun", q.STOP_RUN, {"id": run.storage_id})
+    if status is JobStatus.PREEMPTED:
+        await session.client.file_stream(run.entity, run.project, run.name, {"preempting": True})
     await session.client.file_stream(
         run.entity,
         run.project,

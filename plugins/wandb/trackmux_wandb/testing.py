@@ -84,8 +84,8 @@ Run ids: the run "name" (8 chars [a-z0-9] or user's), storage id = opaque base64
 
 file_stream: `POST {base}/files/{entity}/{project}/{run_name}/file_stream`, body as PROTOCOL.md §4; lines stored
 by offset (a resend overwrites, never duplicates); `wandb-summary.json` keeps the last line; `complete: true` with
-`exitcode` 0 → state "finished", non-zero → "failed", and if the run was stopped (StopRun) → "killed";
-`preempting: true` → "preempting". Response `{}` (or `{"stopped": true}` when stopped). 404 for an unknown run.
+`exitcode` 0 → state "finished", non-zero → "failed" ("preempted" after `preempting`), and if the run
+was stopped (StopRun) → "killed"; `preempting: true` → "preempting". Response `{}` (or `{"stopped": true}` when stopped). 404 for an unknown run.
 History lines are extended JSON (bare NaN, Infinity, -Infinity allowed).
 
 Storage: upload URLs the fake hands out are `{base}/_storage/put/<token>` and directUrls `{base}/_storage/get/<b64md5-urlsafe>`
@@ -1153,7 +1153,12 @@ class FakeWandB:
         run.heartbeat_at = self._now()
         if complete:
             run.exit_code = exit_code
-            run.state = "killed" if run.stopped else "finished" if exit_code == 0 else "failed"
+            if run.stopped:
+                run.state = "killed"
+            elif exit_code == 0:
+                run.state = "finished"
+            else:
+                run.state = "preempted" if run.state == "preempting" else "failed"
         elif payload.get("preempting") is True:
             run.state = "preempting"
         elif run.state == "pending" or (run.state in _TERMINAL_STATES and chunks):
