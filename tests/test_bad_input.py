@@ -8,6 +8,7 @@ import fractions
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import trackmux
@@ -52,12 +53,16 @@ def run(tracker: trackmux.Tracker) -> str:
     [
         ({"loss": "high"}, TypeError, ["'loss'", "'high'"]),
         ({"loss": None}, TypeError, ["'loss'", "None"]),
-        ({"done": True}, TypeError, ["'done'", "True"]),
         ({"": 1.0}, ValueError, ["empty"]),
         ({"x" * 251: 1.0}, ValueError, ["251", "250"]),
         ({"_step": 1.0}, ValueError, ["'_step'", "reserved"]),
         ({3: 1.0}, TypeError, ["3"]),
         ({"t": Tensor()}, TypeError, ["'t'", "scalar"]),
+        ({"a": np.array([1.0, 2.0])}, TypeError, ["'a'", "scalar"]),
+        ({"s": np.str_("fast")}, TypeError, ["'s'", "'fast'"]),
+        ({"d": np.datetime64("2024-01-01")}, TypeError, ["'d'", "datetime"]),
+        ({"c": 1 + 2j}, TypeError, ["'c'", "(1+2j)"]),
+        ({"o": object()}, TypeError, ["'o'", "object"]),
         ({"nested": {"bad": "x"}}, TypeError, ["'nested/bad'"]),
         ({}, ValueError, ["empty"]),
         ([("loss", 1.0)], TypeError, ["mapping"]),
@@ -88,6 +93,22 @@ def test_scalars_nested_dicts_nan_and_infinities_are_accepted(
     assert row["floaty"] == 2.5 and row["train/loss"] == 2.0 and row["train/deep/x"] == 1
     assert math.isnan(row["nan"]) and row["inf"] == math.inf and row["ninf"] == -math.inf
     assert row["int"] == 7 and type(row["int"]) is int
+
+
+def test_bools_and_real_numpy_values_are_numbers(tracker: trackmux.Tracker, run: str) -> None:
+    tracker.log_metrics(run, {
+        "is_best": True, "np_bool": np.bool_(False), "f16": np.float16(0.5),
+        "f32": np.float32(0.25), "f64": np.float64(0.125), "i8": np.int8(-3),
+        "u64": np.uint64(2**63), "zero_d": np.array(1.5), "one": np.array([[2]]),
+    }, step=np.int64(4))
+    tracker.flush()
+    (row,) = tracker.get_history(run)
+    assert row["_step"] == 4
+    expected = {"is_best": 1, "np_bool": 0, "f16": 0.5, "f32": 0.25, "f64": 0.125, "i8": -3,
+                "u64": 2**63, "zero_d": 1.5, "one": 2}
+    assert {key: row[key] for key in expected} == expected
+    assert {key: type(row[key]) for key in expected} == {
+        key: type(value) for key, value in expected.items()}
 
 
 def test_the_callers_dict_is_copied(tracker: trackmux.Tracker, run: str) -> None:
@@ -174,6 +195,10 @@ def test_bad_training_config_names_the_field(tracker: trackmux.Tracker) -> None:
         tracker.submit_job(rank="16")
     with pytest.raises(ValueError, match="dropout must be in"):
         tracker.submit_job(dropout=1.5)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        tracker.submit_job(batch_size=0)
+    with pytest.raises(TypeError, match="config key 'model' holds a value of type object"):
+        tracker.submit_job(model=object())
 
 
 def test_bad_run_id_is_rejected(tracker: trackmux.Tracker) -> None:

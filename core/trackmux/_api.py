@@ -221,18 +221,8 @@ class _TrackerBase:
         return await engine.close(remaining)
 
     @staticmethod
-    def _config(
-        config: TrainingConfig | Mapping[str, Any] | None, fields: dict[str, Any]
-    ) -> TrainingConfig:
-        if config is None:
-            return TrainingConfig(**fields)
-        if fields:
-            raise TypeError("pass either a TrainingConfig or keyword fields, not both")
-        if isinstance(config, TrainingConfig):
-            return config
-        if isinstance(config, Mapping):
-            return TrainingConfig.from_dict(config)
-        raise TypeError(f"config must be a TrainingConfig or a mapping, got {config!r}")
+    def _config(config: Any, fields: dict[str, Any]) -> TrainingConfig:
+        return TrainingConfig.from_any(config, **fields)
 
     def _artifact(
         self, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None, job_id: str | None
@@ -385,15 +375,19 @@ class AsyncTracker(_TrackerBase):
 
     async def submit_job(
         self,
-        config: TrainingConfig | Mapping[str, Any] | None = None,
+        config: TrainingConfig | Mapping[str, Any] | Any | None = None,
         *,
         run_id: str | None = None,
         **fields: Any,
     ) -> str:
         """Create a run on every tracker and return its job id.
 
-        ``config`` is a :class:`TrainingConfig` (or its fields as keywords). ``run_id``
-        resumes or names a run; by default a fresh 8-character id.
+        ``config`` is what ``wandb.init(config=...)`` takes: a :class:`TrainingConfig`, a
+        mapping (``vars(args)``), an ``argparse.Namespace``, a dataclass or an attrs
+        instance; keyword arguments add fields (``name="run-3"``, ``tags=[...]``) and
+        free-form keys (``momentum=0.9``), winning over the same keys of ``config``. Values
+        are checked here: a value no config can hold raises ``TypeError`` naming its key.
+        ``run_id`` resumes or names a run; by default a fresh 8-character id.
         """
         training = self._config(config, fields)
         if not self._connected:
@@ -526,7 +520,7 @@ class Tracker(_TrackerBase):
 
     def submit_job(
         self,
-        config: TrainingConfig | Mapping[str, Any] | None = None,
+        config: TrainingConfig | Mapping[str, Any] | Any | None = None,
         *,
         run_id: str | None = None,
         **fields: Any,

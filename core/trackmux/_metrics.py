@@ -7,7 +7,9 @@ The policy, per input (documented in the README's "What log_metrics accepts"):
 * Anything else with ``.item()`` (numpy scalars, one-element torch tensors) or ``__float__``
   (``Decimal``, ``Fraction``, numpy floats) is converted, without importing numpy or torch.
 * A nested mapping is flattened: ``{"train": {"loss": 1}}`` logs ``"train/loss"``.
-* ``bool``, ``None``, strings and other objects are rejected with :class:`TypeError`; keys
+* ``bool`` and numpy ``bool_`` are logged as ``1``/``0`` (W&B would store a boolean, MLflow
+  only takes numbers: one value for every backend).
+* ``None``, strings and other objects are rejected with :class:`TypeError`; keys
   that are not strings, empty, longer than :data:`MAX_KEY_LENGTH` or starting with ``_``
   (reserved for ``_step``, ``_timestamp``…) with :class:`TypeError` or :class:`ValueError`.
   The error names the key and the value, and the whole call is rejected: nothing of it is
@@ -102,9 +104,7 @@ def _number(name: str, value: Any) -> float | int:
     if kind is float or kind is int:
         return value  # type: ignore[no-any-return]
     if isinstance(value, bool):
-        raise TypeError(
-            f"metric {name!r} is a bool ({value!r}); log 1 or 0, or put it in the config"
-        )
+        return int(value)
     if value is None:
         raise TypeError(f"metric {name!r} is None; log a number (NaN for a missing value)")
     if isinstance(value, (str, bytes)):
@@ -113,7 +113,7 @@ def _number(name: str, value: Any) -> float | int:
     if callable(item):
         try:
             converted = item()
-        except (ValueError, RuntimeError, TypeError) as exc:
+        except Exception as exc:  # multi-element, or a tensor that cannot be read (meta)
             raise TypeError(
                 f"metric {name!r} is not a scalar ({type(value).__name__} {_short(value)}): {exc}"
             ) from None

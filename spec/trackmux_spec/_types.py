@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+import operator
+from collections.abc import Mapping, Sequence, Set
+from pathlib import Path, PurePath
 from typing import Any
 
 import attrs
 from attrs import define, field
+
+from ._config_values import config_value, object_fields
 
 __all__ = [
     "ArtifactSpec",
@@ -49,42 +52,119 @@ class JobStatus(enum.StrEnum):
         return self not in (JobStatus.PENDING, JobStatus.RUNNING)
 
 
-def _optional(kind: type | tuple[type, ...], what: str):  # type: ignore[no-untyped-def]
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if value is None:
-            return
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            raise TypeError(f"{attribute.name} must be {what}, got {value!r}")
-        if not isinstance(value, kind):
-            raise TypeError(f"{attribute.name} must be {what}, got {value!r}")
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    kind = type(value)
+    if kind.__module__ == "builtins":
+        return text
+    return f"{kind.__module__}.{kind.__qualname__} {text}"
 
-    return check
+
+def _scalar(value: Any) -> Any:
+    """A numpy scalar or 0-d array, or a one-element tensor, as a Python number."""
+    if type(value) in (int, float, str, bool) or isinstance(value, bool):
+        return value
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, str | bytes):
+        try:
+            converted = item()
+        except Exception:
+            return value
+        if type(converted) is not type(value):
+            return converted
+    return value
+
+
+def _text(name: str):  # type: ignore[no-untyped-def]
+    """Converter of an optional string field (paths become strings)."""
+
+    def convert(value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, str | PurePath) and not isinstance(value, enum.Enum):
+            return str(value)
+        raise TypeError(f"{name} must be a string, got {_describe(value)}")
+
+    return convert
+
+
+def _integer(name: str, minimum: int):  # type: ignore[no-untyped-def]
+    """Converter of an optional integer field of at least ``minimum`` (numpy integers too)."""
+
+    def convert(value: Any) -> int | None:
+        if value is None:
+            return None
+        plain = _scalar(value)
+        if isinstance(plain, bool) or isinstance(plain, enum.Enum):
+            raise TypeError(f"{name} must be an integer, got {_describe(value)}")
+        try:
+            number = operator.index(plain)
+        except TypeError:
+            raise TypeError(f"{name} must be an integer, got {_describe(value)}") from None
+        if number < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {number}")
+        return number
+
+    return convert
+
+
+def _number(name: str, low: float | None = None, high: float | None = None):  # type: ignore[no-untyped-def]
+    """Converter of an optional real-number field, within ``[low, high]`` if given."""
+
+    def convert(value: Any) -> float | int | None:
+        if value is None:
+            return None
+        plain = _scalar(value)
+        if isinstance(plain, bool | str | bytes | complex | enum.Enum):
+            raise TypeError(f"{name} must be a number, got {_describe(value)}")
+        if isinstance(plain, int):
+            number: float | int = int(plain)
+        elif isinstance(plain, float):
+            number = float(plain)
+        else:  # Decimal, Fraction
+            try:
+                number = float(plain)
+            except Exception:  # whatever it raised, the value is not a number
+                raise TypeError(f"{name} must be a number, got {_describe(value)}") from None
+        if (low is not None and not number >= low) or (high is not None and not number <= high):
+            raise ValueError(f"{name} must be in [{low}, {high}], got {number!r}")
+        return number
+
+    return convert
+
+
+def _strings(name: str):  # type: ignore[no-untyped-def]
+    """Converter of a field of strings: one string, or any iterable of them (sets sorted)."""
+
+    def convert(value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            items: list[Any] = [value]
+        elif isinstance(value, Set):
+            items = sorted(value, key=str)
+        else:
+            try:
+                items = list(value)
+            except TypeError:
+                raise TypeError(
+                    f"{name} must be a string or a list of strings, got {_describe(value)}"
+                ) from None
+        for item in items:
+            if not isinstance(item, str) or not item:
+                raise TypeError(
+                    f"{name} must hold non-empty strings, got {item!r} in {items!r}"
+                )
+        return tuple(str(item) for item in items)
+
+    return convert
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and value <= 0:
         raise ValueError(f"{attribute.name} must be positive, got {value!r}")
-
-
-def _probability(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not 0.0 <= value < 1.0:
-        raise ValueError(f"{attribute.name} must be in [0, 1), got {value!r}")
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(value)
-
-
-def _all_strings(instance: Any, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
-    for item in value:
-        if not isinstance(item, str) or not item:
-            raise TypeError(
-                f"{attribute.name} must hold non-empty strings, got {item!r} in {list(value)!r}"
-            )
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -95,10 +175,19 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return dict(value)
 
 
-def _string_keys(instance: Any, attribute: attrs.Attribute[Any], value: Mapping[Any, Any]) -> None:
-    for key in value:
+def _config_mapping(value: Any) -> dict[str, Any]:
+    """Converter of ``extra``: string keys, every value made storable (``config_value``)."""
+    if value is None:
+        return {}
+    fields = value if isinstance(value, Mapping) else object_fields(value)
+    if fields is None:
+        raise TypeError(f"extra must be a mapping, got {_describe(value)}")
+    out: dict[str, Any] = {}
+    for key, item in fields.items():
         if not isinstance(key, str) or not key:
-            raise TypeError(f"{attribute.name} keys must be non-empty strings, got {key!r}")
+            raise TypeError(f"config keys must be non-empty strings, got {key!r}")
+        out[str(key)] = config_value(item, key)
+    return out
 
 
 #: Fields of :class:`TrainingConfig` that describe the run rather than its hyperparameters.
@@ -111,39 +200,37 @@ class TrainingConfig:
 
     The fields of the reference document's example come first, then the run's metadata
     (``name``, ``tags``, ``notes``, ``group``, ``job_type``), then ``extra``: free-form
-    configuration (JSON-serialisable values) for anything else a training script wants
-    recorded. Backends store :meth:`hyperparameters` as the run's config.
+    configuration for anything else a training script wants recorded, as
+    ``wandb.init(config=...)`` takes it (numpy values, paths, enums, dataclasses, nested
+    dicts...: see :mod:`trackmux_spec._config_values`), stored as JSON-ready data. Backends
+    store :meth:`hyperparameters` as the run's config.
+
+    Typed fields accept numpy and 0-d array values too; ``learning_rate`` and ``alpha`` any
+    number (zero and negative included), ``dropout`` a number in [0, 1], ``rank`` and
+    ``num_epochs`` integers >= 0, ``batch_size`` an integer >= 1. A bad value raises
+    ``TypeError``/``ValueError`` naming the field and the value, when the config is built.
+    :meth:`from_any` builds one from what ``submit_job`` accepts.
     """
 
-    base_model: str | None = field(default=None, validator=_optional(str, "a string"))
-    model_source: str | None = field(default=None, validator=_optional(str, "a string"))
-    algorithm: str | None = field(default=None, validator=_optional(str, "a string"))
-    rank: int | None = field(default=None, validator=[_optional(int, "an integer"), _positive])
-    alpha: float | None = field(
-        default=None, validator=[_optional((int, float), "a number"), _positive]
-    )
-    dropout: float | None = field(
-        default=None, validator=[_optional((int, float), "a number"), _probability]
-    )
-    target_modules: tuple[str, ...] = field(default=(), converter=_strings, validator=_all_strings)
-    dataset_path: str | None = field(default=None, validator=_optional(str, "a string"))
-    experiment_tracker: str | None = field(default=None, validator=_optional(str, "a string"))
-    project_name: str | None = field(default=None, validator=_optional(str, "a string"))
-    learning_rate: float | None = field(
-        default=None, validator=[_optional((int, float), "a number"), _positive]
-    )
-    batch_size: int | None = field(
-        default=None, validator=[_optional(int, "an integer"), _positive]
-    )
-    num_epochs: int | None = field(
-        default=None, validator=[_optional(int, "an integer"), _positive]
-    )
-    name: str | None = field(default=None, validator=_optional(str, "a string"))
-    tags: tuple[str, ...] = field(default=(), converter=_strings, validator=_all_strings)
-    notes: str | None = field(default=None, validator=_optional(str, "a string"))
-    group: str | None = field(default=None, validator=_optional(str, "a string"))
-    job_type: str | None = field(default=None, validator=_optional(str, "a string"))
-    extra: Mapping[str, Any] = field(factory=dict, converter=_mapping, validator=_string_keys)
+    base_model: str | None = field(default=None, converter=_text("base_model"))
+    model_source: str | None = field(default=None, converter=_text("model_source"))
+    algorithm: str | None = field(default=None, converter=_text("algorithm"))
+    rank: int | None = field(default=None, converter=_integer("rank", 0))
+    alpha: float | None = field(default=None, converter=_number("alpha"))
+    dropout: float | None = field(default=None, converter=_number("dropout", 0.0, 1.0))
+    target_modules: tuple[str, ...] = field(default=(), converter=_strings("target_modules"))
+    dataset_path: str | None = field(default=None, converter=_text("dataset_path"))
+    experiment_tracker: str | None = field(default=None, converter=_text("experiment_tracker"))
+    project_name: str | None = field(default=None, converter=_text("project_name"))
+    learning_rate: float | None = field(default=None, converter=_number("learning_rate"))
+    batch_size: int | None = field(default=None, converter=_integer("batch_size", 1))
+    num_epochs: int | None = field(default=None, converter=_integer("num_epochs", 0))
+    name: str | None = field(default=None, converter=_text("name"))
+    tags: tuple[str, ...] = field(default=(), converter=_strings("tags"))
+    notes: str | None = field(default=None, converter=_text("notes"))
+    group: str | None = field(default=None, converter=_text("group"))
+    job_type: str | None = field(default=None, converter=_text("job_type"))
+    extra: Mapping[str, Any] = field(factory=dict, converter=_config_mapping)
 
     def hyperparameters(self) -> dict[str, Any]:
         """The run's config as backends store it: set fields, then ``extra``, flat."""
@@ -172,13 +259,62 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingConfig:
-        """Build a config from :meth:`to_dict` output; unknown keys go to ``extra``."""
+        """Build a config from a mapping (e.g. :meth:`to_dict` output): the keys that name
+        fields set them, every other key goes to ``extra`` (so does an ``extra`` key whose
+        value is not a mapping)."""
         known = {a.name for a in attrs.fields(TrainingConfig)}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        unknown = {k: v for k, v in data.items() if k not in known}
+        kwargs: dict[str, Any] = {}
+        unknown: dict[str, Any] = {}
+        for key, value in data.items():
+            if not isinstance(key, str) or not key:
+                raise TypeError(f"config keys must be non-empty strings, got {key!r}")
+            if key == "extra" and value is not None and not isinstance(value, Mapping):
+                unknown[key] = value
+            elif key in known:
+                kwargs[key] = value
+            else:
+                unknown[key] = value
         if unknown:
             kwargs["extra"] = {**dict(kwargs.get("extra") or {}), **unknown}
         return cls(**kwargs)
+
+    @classmethod
+    def from_any(cls, config: Any = None, /, **fields: Any) -> TrainingConfig:
+        """Build a config from what ``submit_job`` accepts, as ``wandb.init(config=...)``.
+
+        :param config: ``None``, a :class:`TrainingConfig`, a mapping (``vars(args)``), an
+            ``argparse.Namespace``, a dataclass or an attrs instance.
+        :param fields: more fields and free-form keys (``name="run-3"``, ``momentum=0.9``);
+            they win over the same keys of ``config``. ``extra`` mappings are merged.
+        :raises TypeError: / ``ValueError`` naming the key and the value.
+        """
+        if config is None:
+            base: dict[str, Any] = {}
+        elif isinstance(config, TrainingConfig):
+            if not fields:
+                return config
+            base = config.to_dict()
+        elif isinstance(config, Mapping):
+            base = dict(config)
+        else:
+            found = object_fields(config)
+            if found is None:
+                raise TypeError(
+                    "config must be a TrainingConfig, a mapping, an argparse.Namespace, a "
+                    f"dataclass or an attrs instance, got {_describe(config)}"
+                )
+            base = found
+        if not fields:
+            return cls.from_dict(base)
+        merged = cls.from_dict(base).to_dict()
+        extra = dict(merged.pop("extra"))
+        override = cls.from_dict(fields).to_dict()
+        extra.update(override.pop("extra"))
+        for key in fields:
+            if key in override:
+                merged[key] = override[key]
+        merged["extra"] = extra
+        return cls(**merged)
 
 
 @define(slots=True)

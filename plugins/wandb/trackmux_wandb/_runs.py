@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -121,8 +122,22 @@ def _run_start_from(bucket: Mapping[str, Any], summary: Mapping[str, Any]) -> fl
     return None
 
 
+def _config_json(value: Any) -> Any:
+    """A config value as the ``wandb`` SDK sends it: NaN becomes ``null``
+    (``wandb/util.py`` ``json_friendly``); the infinities stay ``Infinity`` tokens."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _config_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_config_json(item) for item in value]
+    return value
+
+
 def _wrapped_config(config: TrainingConfig) -> str:
-    wrapped = {key: {"value": value} for key, value in config.hyperparameters().items()}
+    wrapped = {
+        key: {"value": _config_json(value)} for key, value in config.hyperparameters().items()
+    }
     wrapped["_wandb"] = {"value": {"t": {}}}
     return json.dumps(wrapped)
 
