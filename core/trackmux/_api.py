@@ -404,6 +404,22 @@ class AsyncTracker(_TrackerBase):
         """
         self._engine.log(job_id, metrics, step)
 
+    async def update_config(self, job_id: str, values: Mapping[str, Any]) -> None:
+        """Add or change entries of a started run's config; every tracker gets the result.
+
+        Each key of ``values`` becomes a config entry, replacing an earlier value of that
+        key (``TrainingConfig`` field names included: they are plain entries here). The
+        change is journaled before this returns and delivered in the background, like
+        metrics: W&B updates the run's config, MLflow logs the new params (an MLflow param
+        keeps its first value), the offline tracker stores it.
+
+        :raises ValueError: the run is finished. :raises TypeError: a value a config
+            cannot hold, naming the key.
+        """
+        if not self._connected:
+            await self.connect()
+        await self._on_loop(self._engine.update_config(job_id, values))
+
     async def flush(self, timeout: float | None = None) -> DeliveryReport:
         """Send everything logged so far; wait until delivered (or ``timeout`` seconds)."""
         return await self._on_loop(self._engine.flush(timeout))
@@ -535,6 +551,12 @@ class Tracker(_TrackerBase):
     ) -> None:
         """Record ``metrics`` at ``step``; returns at once (see :meth:`AsyncTracker.log_metrics`)."""
         self._engine.log(job_id, metrics, step)
+
+    def update_config(self, job_id: str, values: Mapping[str, Any]) -> None:
+        """Add or change entries of a started run's config (see
+        :meth:`AsyncTracker.update_config`)."""
+        self.connect()
+        self._wait(self._engine.update_config(job_id, values))
 
     def flush(self, timeout: float | None = None) -> DeliveryReport:
         """Send everything logged so far; wait until delivered (or ``timeout`` seconds)."""

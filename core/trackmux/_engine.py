@@ -44,6 +44,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pluggy
 from attrs import define, field
 from trackmux_spec import (
@@ -65,7 +66,7 @@ from ._metrics import normalize_metrics, normalize_step
 from ._plugins import TrackerHooks
 from ._retry import Backoff
 
-__all__ = ["DeliveryReport", "Engine", "TrackerStatus", "new_run_id"]
+__all__ = ["DeliveryReport", "Engine", "TrackerStatus", "merged_config", "new_run_id"]
 
 logger = logging.getLogger("trackmux")
 
@@ -82,6 +83,13 @@ def new_run_id() -> str:
 
 
 _RUN_ID_FORBIDDEN = set(":;,#?/'\\ \t\n")
+
+
+def merged_config(config: TrainingConfig, values: Mapping[str, Any]) -> TrainingConfig:
+    """``config`` with every key of ``values`` set as a config entry (``extra``)."""
+    if not isinstance(values, Mapping):
+        raise TypeError(f"config values must be a mapping, got {values!r}")
+    return attrs.evolve(config, extra={**config.extra, **values})
 
 
 def check_run_id(run_id: Any) -> str:
@@ -156,6 +164,7 @@ class _Run:
         self.commit_seqs: list[int] = [self.committed] if self.committed else []
         self.commit_times: list[float] = [now] if self.committed else []
         self.config = TrainingConfig.from_dict(journal.meta.get("config") or {})
+        self.config_version = journal.config_version
 
     def committed_at(self, seq: int, default: float) -> float:
         """Loop time at which record ``seq`` was committed."""
@@ -186,6 +195,7 @@ class _Lane:
         self.last_send = float("-inf")
         self.flush_until = 0
         self.finished = False
+        self.config_version = 0  # the config version this tracker stored
 
 
 class _Worker:
@@ -203,6 +213,7 @@ class _Worker:
         self.attempt = 0
         self.retry_at = float("-inf")
         self.stopping = False
+        self.warned_config = False
         self.wake = asyncio.Event()
         self.progress = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -227,6 +238,7 @@ class _Worker:
         lane = _Lane(run, run.journal.read_cursor(self.name))
         lane.finished = run.journal.tracker_finished(self.name)
         lane.job_id = run.journal.tracker_job(self.name)
+        lane.config_version = run.journal.tracker_config_version(self.name)
         lane.submit_waiter = self.engine.loop.create_future()
         self.lanes[run.run_id] = lane
         self.wake.set()
@@ -343,8 +355,10 @@ class _Worker:
         for lane in self.lanes.values():
             if not lane.submitted:
                 return partial(self._submit, lane), None
-            pending = self.pending(lane)
             run = lane.run
+            if lane.config_version < run.config_version:
+                return partial(self._update_config, lane), None
+            pending = self.pending(lane)
             if pending:
                 if (
                     lane.in_flight is not None
@@ -402,6 +416,23 @@ class _Worker:
         lane.last_send = self.engine.loop.time()
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    async def _update_config(self, lane: _Lane) -> None:
+        run = lane.run
+        version, config = run.config_version, run.config
+        if self.hooks.implements("update_config"):
+            await self.call(
+                "update_config", session=self.session, job_id=lane.job_id, config=config
+            )
+        elif not self.warned_config:
+            self.warned_config = True
+            logger.warning(
+                "tracker %r does not implement update_config: config changes made after a "
+                "run started do not reach it (they are kept in the journal)",
+                self.name,
+            )
+        lane.config_version = version
+        run.journal.set_tracker_config_version(self.name, version)
 
     async def _send(self, lane: _Lane) -> None:
         if lane.in_flight is None:
@@ -622,6 +653,29 @@ class Engine:
             raise errors[0]
         return run.run_id
 
+    async def update_config(self, run_id: str, values: Mapping[str, Any]) -> None:
+        """Merge ``values`` into the run's config (journal first), then tell every tracker.
+
+        Every key becomes a config entry (``TrainingConfig.extra``), replacing an earlier
+        value of that key; a value equal to the stored one changes nothing.
+
+        :raises ValueError: the run is finished.
+        :raises TypeError: a key or value a config cannot hold.
+        """
+        self._check_open()
+        run = self._run(run_id)
+        config = merged_config(run.config, values)
+        if run.final_status is not None:
+            raise ValueError(
+                f"run {run_id!r} is {run.final_status.value}; its config can no longer change"
+            )
+        if config == run.config:
+            return
+        run.config_version = run.journal.set_config(config.to_dict())
+        run.config = config
+        for worker in self.workers.values():
+            worker.wake.set()
+
     def _run(self, run_id: str) -> _Run:
         run = self.runs.get(run_id)
         if run is None:
@@ -794,7 +848,9 @@ class Engine:
                 for run in runs:
                     lane = worker.lanes.get(run.run_id)
                     if lane is not None and (
-                        not lane.submitted or lane.cursor[0] < lane.flush_until
+                        not lane.submitted
+                        or lane.cursor[0] < lane.flush_until
+                        or lane.config_version < run.config_version
                     ):
                         return False
             return True

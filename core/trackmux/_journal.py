@@ -285,6 +285,32 @@ class RunJournal:
         """Whether ``tracker`` was told the run's final state."""
         return bool(self.meta["trackers"].get(tracker, {}).get("finished"))
 
+    @property
+    def config_version(self) -> int:
+        """How many times the run's config changed after it was created (0: never)."""
+        return int(self.meta.get("config_version") or 0)
+
+    def set_config(self, config: dict[str, Any]) -> int:
+        """Replace the run's config (``TrainingConfig.to_dict()``); return its new version."""
+        previous = dict(self.meta)
+        self.meta["config"] = config
+        self.meta["config_version"] = self.config_version + 1
+        try:
+            self.save_meta()
+        except BaseException:
+            self.meta = previous
+            raise
+        return self.config_version
+
+    def tracker_config_version(self, tracker: str) -> int:
+        """The config version ``tracker`` last stored (0: the one given to ``submit_job``)."""
+        return int(self.meta["trackers"].get(tracker, {}).get("config_version") or 0)
+
+    def set_tracker_config_version(self, tracker: str, version: int) -> None:
+        """Remember that ``tracker`` stored config version ``version``."""
+        self.meta["trackers"].setdefault(tracker, {})["config_version"] = version
+        self.save_meta()
+
     def set_final_status(self, status: str) -> None:
         """Record the run's final state (``finished``, ``failed`` or ``killed``)."""
         self.meta["final_status"] = status

@@ -36,7 +36,7 @@ from trackmux_spec import (
     UnknownJobError,
 )
 
-from ._engine import DeliveryReport, Engine, check_run_id, new_run_id
+from ._engine import DeliveryReport, Engine, check_run_id, merged_config, new_run_id
 from ._metrics import normalize_metrics, normalize_step
 from ._retry import Backoff
 
@@ -136,8 +136,9 @@ class RankedEngine(Engine):
 class _SilentRun:
     """What a silent rank remembers of a run: enough to validate calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: TrainingConfig) -> None:
         self.final_status: JobStatus | None = None
+        self.config = config
 
 
 class _SilentWorker:
@@ -182,6 +183,7 @@ class SilentEngine:
       then drops them.
     * ``flush()``, ``finish()``, ``cancel_job()``, ``status()``, ``disconnect()``: an empty,
       fully delivered :class:`~trackmux.DeliveryReport`.
+    * ``update_config()``: validates the change, sends nothing.
     * ``get_job_status()``: ``RUNNING``, or the status ``finish()``/``cancel_job()`` set.
     * ``get_history()``: ``[]``; ``compare_experiments()``: no runs; ``get_run_url()`` and
       ``upload_artifact()``: ``""`` (the path is still checked).
@@ -208,8 +210,18 @@ class SilentEngine:
             check_run_id(run_id)
             if run_id in self.runs:
                 raise ValueError(f"run_id {run_id!r} is already active in this session")
-        self.runs[run_id] = _SilentRun()
+        self.runs[run_id] = _SilentRun(config)
         return run_id
+
+    async def update_config(self, run_id: str, values: Mapping[str, Any]) -> None:
+        """Validate the change like :meth:`Engine.update_config`; nothing is sent."""
+        self._check_open()
+        run = self._run(run_id)
+        config = merged_config(run.config, values)
+        if run.final_status is not None:
+            raise ValueError(
+                f"run {run_id!r} is {run.final_status.value}; its config can no longer change")
+        run.config = config
 
     def _run(self, run_id: str) -> _SilentRun:
         run = self.runs.get(run_id)

@@ -461,6 +461,47 @@ class TrackerConformance:
 
         self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
 
+    def test_update_config_replaces_the_stored_config(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
+        """update_config adds keys to a submitted job's config; calling it twice is harmless."""
+        async def body(hooks: Any, session: object) -> None:
+            job = await _call(hooks, "submit_job", session=session, run_id="conf0006",
+                              config=TrainingConfig(learning_rate=0.1, extra={"seed": 1}))
+            updated = TrainingConfig(learning_rate=0.1,
+                                     extra={"seed": 1, "model_type": "gpt2", "n_layer": 2})
+            for _ in range(2):
+                await _call(hooks, "update_config", session=session, job_id=job, config=updated)
+            if not self.supports_compare:
+                return
+            result = await _call(hooks, "compare", session=session, job_ids=[job])
+            config = dict(result.runs[0].config)
+            expected = {"learning_rate": 0.1, "seed": 1, "model_type": "gpt2", "n_layer": 2}
+            _expect(all(config.get(k) == v for k, v in expected.items()),
+                    f"after update_config the config must hold {expected}, got {config}")
+
+        self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
+
+    def test_config_changed_after_start_reaches_the_tracker(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any,
+            tmp_path: Path) -> None:
+        """Tracker.update_config after submit_job: the tracker holds the merged config."""
+        self._require("compare")
+        tracker = self._tracker(plugin_manager, tmp_path, tracker_credentials, tracker_settings)
+        try:
+            run = tracker.submit_job(TrainingConfig(extra={"seed": 3}))
+            tracker.log_metrics(run, {"loss": 1.0}, step=0)
+            tracker.update_config(run, {"hidden": 64, "optimizer": "adamw"})
+            tracker.update_config(run, {"warmup": 10})
+            tracker.log_metrics(run, {"loss": 0.5}, step=1)
+            report = tracker.flush(timeout=60)
+            _expect(report.delivered, f"flush() must deliver everything: {report}")
+            config = dict(tracker.compare_experiments([run])["runs"][0]["config"])
+            expected = {"seed": 3, "hidden": 64, "optimizer": "adamw", "warmup": 10}
+            _expect(all(config.get(k) == v for k, v in expected.items()),
+                    f"the tracker's config must be {expected} after two updates, got {config}")
+        finally:
+            tracker.disconnect()
+
     def test_artifacts_round_trip_files_and_directories(
             self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
         """A file and a directory come back byte for byte from download_artifact."""

@@ -110,6 +110,29 @@ def submit_job(session: object, run_id: str, config: TrainingConfig) -> str:
 
 
 @hookspec(firstresult=True)
+def update_config(session: object, job_id: str, config: TrainingConfig) -> None:
+    """Replace the job's configuration with ``config``: the run's whole configuration as it
+    stands now, after a change made once the run had started (``run.config.update(...)``,
+    Lightning's ``log_hyperparams``, a model config known only when training begins).
+
+    ``config`` is the merged result, never just the change, so a repeated call is harmless
+    and the last call wins. The engine calls it after :func:`submit_job`, as often as the
+    configuration changed (possibly once for several changes), unordered with respect to
+    :func:`log_metrics`. Store ``config.hyperparameters()`` as the run's config, as
+    :func:`submit_job` does; a backend whose config values cannot change once written
+    (MLflow's params) keeps the first value of such a key, adds the new keys and logs a
+    warning. Raise :class:`~trackmux_spec.RetryableError` or
+    :class:`~trackmux_spec.PermanentError` as for :func:`log_metrics`.
+
+    :param session: the object :func:`connect` returned.
+    :param job_id: the id :func:`submit_job` returned.
+    :param config: the run's configuration and metadata, as :func:`submit_job` receives it.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
 def log_metrics(session: object, job_id: str, records: Sequence[MetricRecord]) -> None:
     """Store a batch of metric records of one job, in order.
 

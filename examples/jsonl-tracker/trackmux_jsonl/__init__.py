@@ -50,6 +50,7 @@ __all__ = [
     "log_metrics",
     "submit_job",
     "tracker_info",
+    "update_config",
     "upload_artifact",
 ]
 
@@ -107,6 +108,21 @@ def submit_job(session: JsonlSession, run_id: str, config: TrainingConfig) -> st
             raise RetryableError(f"jsonl: cannot write run {run_id!r}: {exc}") from exc
         store.forget(run_id)
     return run_id
+
+
+@trackmux.hookimpl
+def update_config(session: JsonlSession, job_id: str, config: TrainingConfig) -> None:
+    """Append a ``config`` event: the run's whole configuration from now on."""
+    store = _session(session)
+    event = {"event": "config", "name": config.name, "config": config.to_dict(),
+             "hyperparameters": config.hyperparameters(), "time": time.time()}
+    with store.lock:
+        if not store.run_path(job_id).is_file():
+            raise UnknownJobError(job_id)
+        try:
+            store.append(job_id, [event])
+        except OSError as exc:
+            raise RetryableError(f"jsonl: cannot write run {job_id!r}: {exc}") from exc
 
 
 @trackmux.hookimpl
@@ -195,7 +211,7 @@ def compare(session: JsonlSession, job_ids: Sequence[str]) -> Comparison:
         try:
             for event in store.events(job_id):
                 kind = event.get("event")
-                if kind == "run":
+                if kind in ("run", "config"):
                     name, config = event.get("name"), event.get("hyperparameters", {})
                 elif kind == "metrics":
                     summary.update(event["values"])

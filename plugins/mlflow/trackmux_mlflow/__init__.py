@@ -94,6 +94,7 @@ __all__ = [
     "log_metrics",
     "submit_job",
     "tracker_info",
+    "update_config",
     "upload_artifact",
 ]
 
@@ -151,6 +152,12 @@ async def disconnect(session: object) -> None:
 async def submit_job(session: object, run_id: str, config: TrainingConfig) -> str:
     """Create or resume the MLflow run tagged ``trackmux.run_id = run_id``."""
     return await _runs.submit_job(_session(session), run_id, config)
+
+
+@hookimpl
+async def update_config(session: object, job_id: str, config: TrainingConfig) -> None:
+    """Log the config's new keys as params (an MLflow param keeps its first value)."""
+    await _runs.update_config(_session(session), job_id, config)
 
 
 @hookimpl

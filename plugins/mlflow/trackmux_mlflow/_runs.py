@@ -63,6 +63,7 @@ __all__ = [
     "get_job_status",
     "log_metrics",
     "submit_job",
+    "update_config",
 ]
 
 logger = logging.getLogger("trackmux.mlflow")
@@ -214,6 +215,40 @@ def _adopt(job: JobState, run: Mapping[str, Any]) -> None:
         job.remember(*last)
 
 
+async def _log_new_params(
+    session: MLflowSession, mlflow_id: str, run: Mapping[str, Any], params: list[dict[str, str]]
+) -> None:
+    """Log the params ``run`` does not hold; warn about those whose value changed."""
+    held = {p["key"]: p["value"] for p in (run.get("data") or {}).get("params") or []}
+    for param in params:
+        if param["key"] in held and held[param["key"]] != param["value"]:
+            logger.warning(
+                "MLflow params cannot change: keeping %s=%r of run %s (not %r)",
+                param["key"],
+                held[param["key"]],
+                mlflow_id,
+                param["value"],
+            )
+    await _log_entries(session, mlflow_id, "params", [p for p in params if p["key"] not in held])
+
+
+async def update_config(session: MLflowSession, job_id: str, config: TrainingConfig) -> None:
+    """Log the config's new keys as params and refresh the run's tags.
+
+    An MLflow param cannot change once logged: a changed value keeps the first one, with a
+    warning (the journal and the other trackers hold the new value).
+    """
+    run = await get_run(session, job_id)
+    if run is None:
+        raise PermanentError(f"MLflow run {job_id} does not exist")
+    run_id = next(
+        (t["value"] for t in (run.get("data") or {}).get("tags") or [] if t["key"] == RUN_ID_TAG),
+        job_id,
+    )
+    await _log_new_params(session, job_id, run, param_entries(config.hyperparameters()))
+    await _log_entries(session, job_id, "tags", tag_entries(_run_tags(run_id, config)))
+
+
 async def submit_job(session: MLflowSession, run_id: str, config: TrainingConfig) -> str:
     """Create the MLflow run tagged ``trackmux.run_id = run_id``, or resume it."""
     exp_id = await experiment_id(session, config.project_name or session.settings.experiment)
@@ -242,17 +277,7 @@ async def submit_job(session: MLflowSession, run_id: str, config: TrainingConfig
 
     info = existing["info"]
     mlflow_id = str(info["run_id"])
-    held = {p["key"]: p["value"] for p in (existing.get("data") or {}).get("params") or []}
-    for param in params:
-        if param["key"] in held and held[param["key"]] != param["value"]:
-            logger.warning(
-                "MLflow params cannot change: keeping %s=%r of run %s (not %r)",
-                param["key"],
-                held[param["key"]],
-                mlflow_id,
-                param["value"],
-            )
-    await _log_entries(session, mlflow_id, "params", [p for p in params if p["key"] not in held])
+    await _log_new_params(session, mlflow_id, existing, params)
     await _log_entries(session, mlflow_id, "tags", tags)
     job = session.jobs.get(mlflow_id)
     if job is None:

@@ -71,6 +71,7 @@ __all__ = [
     "log_metrics",
     "submit_job",
     "tracker_info",
+    "update_config",
     "upload_artifact",
 ]
 
@@ -144,6 +145,21 @@ def submit_job(session: NullSession, run_id: str, config: TrainingConfig) -> str
             },
         )
     return run_id
+
+
+@trackmux_spec.hookimpl
+def update_config(session: NullSession, job_id: str, config: TrainingConfig) -> None:
+    """Replace the job's stored configuration (``config`` and ``hyperparameters``).
+
+    :raises UnknownJobError: no such job.
+    """
+    store = _session(session)
+    with store.lock:
+        meta = store.read_meta(job_id)
+        meta["name"] = config.name
+        meta["config"] = config.to_dict()
+        meta["hyperparameters"] = config.hyperparameters()
+        store.write_meta(job_id, meta)
 
 
 @trackmux_spec.hookimpl

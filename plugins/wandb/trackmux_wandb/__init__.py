@@ -61,6 +61,7 @@ __all__ = [
     "log_metrics",
     "submit_job",
     "tracker_info",
+    "update_config",
     "upload_artifact",
 ]
 
@@ -142,6 +143,12 @@ async def disconnect(session: object) -> None:
 async def submit_job(session: object, run_id: str, config: TrainingConfig) -> str:
     """Create or resume the W&B run named ``run_id``; the job id is the run id."""
     return await _runs.submit_job(_session(session), run_id, config)
+
+
+@hookimpl
+async def update_config(session: object, job_id: str, config: TrainingConfig) -> None:
+    """``UpsertBucket`` the run's whole config (W&B replaces the stored one)."""
+    await _runs.update_config(_session(session), job_id, config)
 
 
 @hookimpl

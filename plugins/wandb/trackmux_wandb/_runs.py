@@ -46,6 +46,7 @@ __all__ = [
     "get_job_status",
     "log_metrics",
     "submit_job",
+    "update_config",
 ]
 
 logger = logging.getLogger("trackmux.wandb")
@@ -206,6 +207,29 @@ async def submit_job(session: WandBSession, run_id: str, config: TrainingConfig)
         state.history_start = existing.history_start
     session.runs[state.name] = state
     return state.name
+
+
+async def update_config(session: WandBSession, job_id: str, config: TrainingConfig) -> None:
+    """Upsert the run's whole config (and its name, tags, notes, group, job type).
+
+    Like the SDK, it sends the whole config: W&B replaces the stored one with it.
+    """
+    run = await _run_state(session, job_id)
+    await session.client.graphql(
+        "UpsertBucket",
+        q.UPSERT_BUCKET,
+        {
+            "name": run.name,
+            "project": run.project,
+            "entity": run.entity,
+            "config": _wrapped_config(config),
+            "tags": list(config.tags) or None,
+            "groupName": config.group,
+            "jobType": config.job_type,
+            "notes": config.notes,
+            "displayName": config.name,
+        },
+    )
 
 
 async def _run_state(session: WandBSession, job_id: str) -> RunState:
