@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trackmux
 from memory_tracker import MemoryTracker
+from trackmux._journal import RunJournal
 from trackmux_spec import RetryableError, hookimpl
 from trackmux_wandb.testing import FakeWandB
-
-import trackmux
-from trackmux._journal import RunJournal
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 

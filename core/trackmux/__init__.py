@@ -30,6 +30,7 @@ from trackmux_spec import (
 
 from ._api import AsyncTracker, Tracker
 from ._config import Settings, load_settings
+from ._current_run import Config, Run, Summary, finish, init, log, log_artifact
 from ._engine import DeliveryReport, TrackerStatus
 from ._plugins import get_plugin_manager
 from ._sync import RunSync, SyncReport, sync
@@ -40,15 +41,18 @@ __all__ = [
     "ArtifactSpec",
     "AsyncTracker",
     "Comparison",
+    "Config",
     "DeliveryError",
     "DeliveryReport",
     "JobStatus",
     "PermanentError",
     "PluginLoadError",
     "RetryableError",
+    "Run",
     "RunSummary",
     "RunSync",
     "Settings",
+    "Summary",
     "SyncReport",
     "Tracker",
     "TrackerClosedError",
@@ -58,8 +62,24 @@ __all__ = [
     "TrainingConfig",
     "UnknownJobError",
     "__version__",
+    "finish",
     "get_plugin_manager",
     "hookimpl",
+    "init",
     "load_settings",
+    "log",
+    "log_artifact",
     "sync",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # wandb's module attributes: the current run (None before init), its config and summary
+    if name in ("run", "config", "summary"):
+        from ._current_run import current_run
+
+        run = current_run()
+        if name == "run" or run is None:
+            return run
+        return run.config if name == "config" else run.summary
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
