@@ -103,9 +103,9 @@ def test_offline_download_refuses_a_manifest_path_escaping_the_target(
     source = artifact_tree(tmp_path / "ckpt")
     with trackmux.Tracker(["null"], data_dir=data_dir) as tracker:
         tracker.submit_job(project_name=PROJECT)
-        artifact_id = tracker.upload_artifact(source, {"name": "ckpt"})
+        artifact_id = tracker.upload_artifact(source, {"name": "ckpt"}, wait=True)
         # the offline tracker's store is a plain directory: tamper with the manifest there
-        (manifest_path,) = (data_dir / "trackers" / "null").rglob(f"{artifact_id}.json")
+        (manifest_path,) = (data_dir / "trackers" / "null").rglob("artifacts/ckpt-*.json")
         manifest = json.loads(manifest_path.read_text())
         manifest["files"].append({**manifest["files"][0], "path": bad})
         manifest_path.write_text(json.dumps(manifest))

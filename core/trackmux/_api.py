@@ -22,13 +22,12 @@ import pluggy
 from trackmux_spec import (
     ArtifactSpec,
     JobStatus,
-    PermanentError,
-    RetryableError,
     TrackerClosedError,
     TrainingConfig,
 )
 
 from . import _lifecycle
+from ._artifacts import parse_artifact_id
 from ._config import Settings, load_settings
 from ._engine import DeliveryReport
 from ._plugins import get_plugin_manager, tracker_caller
@@ -42,8 +41,6 @@ T = TypeVar("T")
 
 #: Seconds ``disconnect()`` (and interpreter exit) waits for delivery by default.
 DEFAULT_CLOSE_TIMEOUT = 30.0
-
-_ARTIFACT_ATTEMPTS = 5
 
 
 class _EngineThread:
@@ -253,48 +250,28 @@ class _TrackerBase:
         )
         return job, target.resolve(), spec
 
-    async def _upload(self, job_id: str, path: Path, spec: ArtifactSpec) -> str:
+    async def _add_artifact(
+        self, job_id: str, entry: dict[str, Any], wait: bool, timeout: float | None
+    ) -> str:
+        artifact_id = await self._engine.add_artifact(job_id, entry)
+        if wait and artifact_id:
+            await self._engine.wait_artifact(artifact_id, timeout)
+        return artifact_id
+
+    async def _download(self, artifact_id: str, target: Path, tracker: str | None) -> Path:
         engine = self._engine
-        workers = [w for w in engine.workers.values() if w.state != "failed"]
-        if not workers:
-            raise RuntimeError("upload failed: every tracker of this session has stopped")
-
-        async def upload(worker: Any) -> str:
-            for attempt in range(_ARTIFACT_ATTEMPTS):
-                try:
-                    job = engine.job_id_for(worker, job_id)
-                    return str(
-                        await worker.call(
-                            "upload_artifact",
-                            session=worker.session,
-                            job_id=job,
-                            path=path,
-                            artifact=spec,
-                        )
-                    )
-                except (RetryableError, ConnectionError, TimeoutError) as exc:
-                    if attempt + 1 == _ARTIFACT_ATTEMPTS:
-                        raise RuntimeError(
-                            f"upload to {worker.name!r} failed after {_ARTIFACT_ATTEMPTS} "
-                            f"attempts: {exc}"
-                        ) from exc
-                    await asyncio.sleep(
-                        engine.backoff.delay(attempt, getattr(exc, "retry_after", None))
-                    )
-                except PermanentError as exc:
-                    raise RuntimeError(f"upload to {worker.name!r} failed: {exc}") from exc
-            raise AssertionError("unreachable")
-
-        results = await asyncio.gather(*(upload(w) for w in workers), return_exceptions=True)
-        for worker, result in zip(workers, results, strict=True):
-            if isinstance(result, BaseException) and worker is not workers[0]:
-                logger.error(
-                    "artifact %r was not stored on tracker %r: %s", spec.name, worker.name, result
-                )
-        first = results[0]
-        if isinstance(first, BaseException):
-            raise first
-        return first
+        worker = engine.worker(tracker)
+        remote = artifact_id
+        if parse_artifact_id(artifact_id) is not None:
+            try:
+                remote = (await engine.wait_artifact(artifact_id, None, [worker.name]))[
+                    worker.name
+                ]
+            except LookupError:
+                remote = _delivered_id(engine.journal_root, artifact_id, worker.name)
+        return await engine.call(  # type: ignore[no-any-return]
+            worker.name, "download_artifact", artifact_id=remote, target_dir=target
+        )
 
     async def _compare(self, job_ids: Sequence[str], tracker: str | None) -> dict[str, Any]:
         engine = self._engine
@@ -438,15 +415,31 @@ class AsyncTracker(_TrackerBase):
         metadata: Mapping[str, Any] | None = None,
         *,
         job_id: str | None = None,
+        copy: bool = True,
+        wait: bool = False,
+        timeout: float | None = None,
     ) -> str:
-        """Upload a file or a directory to every tracker; return the first tracker's id.
+        """Journal a file or a directory as one artifact; every tracker gets it in the
+        background. Returns its id (``<run id>:<name>:<index>``) once the bytes are safe.
 
         ``metadata`` may carry ``job_id``, ``name``, ``type`` and ``description``; the rest is
-        stored with the artifact. Raises ``FileNotFoundError`` for a missing path and
-        ``RuntimeError`` when the backend refuses.
+        stored with the artifact. The files are copied into trackmux's store (a reflink
+        where the filesystem can) before this returns, so the script may delete or
+        overwrite them at once; ``copy=False`` keeps a reference instead, checked by
+        SHA-256 when each tracker uploads it (a changed file fails that artifact).
+
+        Each tracker's worker uploads it once the tracker holds the records logged before
+        it, with the records' retries; ``flush()``, ``finish()`` and ``disconnect()`` wait
+        for it. A refusal is reported by ``status()`` and the returned reports, never
+        raised here, unless ``wait=True``: then this waits until every tracker holds it
+        and raises ``RuntimeError`` naming the tracker that refused it (``TimeoutError``
+        after ``timeout`` seconds; delivery goes on).
+
+        :raises FileNotFoundError: ``path`` does not exist.
         """
         job, target, spec = self._artifact(path, metadata, job_id)
-        return await self._on_loop(self._upload(job, target, spec))
+        entry = await asyncio.to_thread(self._engine.store_artifact, target, spec, copy=copy)
+        return await self._on_loop(self._add_artifact(job, entry, wait, timeout))
 
     async def download_artifact(
         self,
@@ -458,11 +451,7 @@ class AsyncTracker(_TrackerBase):
         """Download an artifact into ``target_dir`` (created if missing), checksums verified."""
         target = Path(target_dir)
         target.mkdir(parents=True, exist_ok=True)
-        return await self._on_loop(
-            self._engine.call(
-                tracker, "download_artifact", artifact_id=artifact_id, target_dir=target.resolve()
-            )
-        )  # type: ignore[no-any-return]
+        return await self._on_loop(self._download(artifact_id, target.resolve(), tracker))
 
     async def compare_experiments(
         self, job_ids: Sequence[str], *, tracker: str | None = None
@@ -576,10 +565,15 @@ class Tracker(_TrackerBase):
         metadata: Mapping[str, Any] | None = None,
         *,
         job_id: str | None = None,
+        copy: bool = True,
+        wait: bool = False,
+        timeout: float | None = None,
     ) -> str:
-        """Upload a file or directory to every tracker; return the first tracker's id."""
+        """Journal a file or directory as one artifact; return its id once the bytes are
+        safe (see :meth:`AsyncTracker.upload_artifact`)."""
         job, target, spec = self._artifact(path, metadata, job_id)
-        return self._wait(self._upload(job, target, spec))
+        entry = self._engine.store_artifact(target, spec, copy=copy)
+        return self._wait(self._add_artifact(job, entry, wait, timeout))
 
     def download_artifact(
         self,
@@ -591,14 +585,7 @@ class Tracker(_TrackerBase):
         """Download an artifact into ``target_dir``, checksums verified."""
         target = Path(target_dir)
         target.mkdir(parents=True, exist_ok=True)
-        return self._wait(
-            self._engine.call(
-                tracker,
-                "download_artifact",
-                artifact_id=artifact_id,  # type: ignore[no-any-return]
-                target_dir=target.resolve(),
-            )
-        )
+        return self._wait(self._download(artifact_id, target.resolve(), tracker))
 
     def compare_experiments(
         self, job_ids: Sequence[str], *, tracker: str | None = None
@@ -634,3 +621,22 @@ class Tracker(_TrackerBase):
         return self._close_blocking(
             self._close_timeout if timeout is None else timeout, JobStatus.FINISHED
         )
+
+
+def _delivered_id(journal_root: Path, artifact_id: str, tracker: str) -> str:
+    """The id ``tracker`` gave a journaled artifact of a run not active in this session."""
+    from ._journal import RunJournal
+
+    parsed = parse_artifact_id(artifact_id)
+    assert parsed is not None
+    try:
+        journal = RunJournal.peek(journal_root, parsed[0])
+    except LookupError:
+        return artifact_id  # not ours: the tracker's own id
+    mark = journal.artifact_marks(tracker).get(parsed[1])
+    if mark is None:
+        raise RuntimeError(
+            f"artifact {artifact_id!r} is not delivered to {tracker!r} yet; "
+            f"`trackmux sync {parsed[0]} --tracker {tracker}` delivers it"
+        )
+    return str(mark["remote_id"])

@@ -496,6 +496,10 @@ def sync(state: _State, run_refs: tuple[str, ...], tracker_name: str,
     for run in report.runs:
         line = f"{run.run_id}: {run.state}, {run.delivered} records sent"
         line += f" ({run.already} already there, {run.total} in all)"
+        if run.artifacts_delivered or run.artifacts_pending:
+            line += f", {run.artifacts_delivered} artifact(s) sent"
+            if run.artifacts_pending:
+                line += f", {run.artifacts_pending} still missing"
         if run.error:
             line += f" - {run.error}"
         console.print(line)

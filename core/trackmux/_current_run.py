@@ -331,9 +331,11 @@ class Run:
         description: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> str:
-        """Store a file or a directory as one artifact of the run, on every tracker.
+        """Store a file or a directory as one artifact of the run, on every tracker: the
+        bytes are copied at once, the upload happens in the background (see
+        :meth:`trackmux.Tracker.upload_artifact`).
 
-        :returns: the first tracker's artifact id.
+        :returns: the artifact's id, ``<run id>:<name>:<index>``.
         :raises FileNotFoundError: ``path`` does not exist.
         """
         meta = dict(metadata or {})

@@ -48,6 +48,7 @@ import attrs
 import pluggy
 from attrs import define, field
 from trackmux_spec import (
+    ArtifactSpec,
     ConnectContext,
     JobStatus,
     MetricRecord,
@@ -59,6 +60,7 @@ from trackmux_spec import (
     UnknownJobError,
 )
 
+from ._artifacts import ArtifactChangedError, ArtifactStore, build_entry, parse_artifact_id
 from ._blocking import BlockingRunner, InlineRunner
 from ._files import make_private_dir
 from ._journal import Cursor, RecordReader, RunJournal, encode_records
@@ -118,6 +120,10 @@ class TrackerStatus:
     pending: int
     behind_seconds: float
     error: str | None = None
+    #: Artifacts this tracker does not hold yet (refused ones included).
+    artifacts_pending: int = 0
+    #: One line per artifact the tracker refused for good: ``"<artifact id>: <error>"``.
+    artifact_errors: list[str] = field(factory=list)
 
 
 @define
@@ -128,8 +134,9 @@ class DeliveryReport:
 
     @property
     def delivered(self) -> bool:
-        """True when every tracker holds every record logged so far."""
-        return all(status.pending == 0 for status in self.trackers)
+        """True when every tracker holds every record and every artifact logged so far."""
+        return all(status.pending == 0 and status.artifacts_pending == 0
+                   for status in self.trackers)
 
     def __str__(self) -> str:
         parts = []
@@ -137,8 +144,12 @@ class DeliveryReport:
             text = f"{status.name}: {status.state}, {status.pending} pending"
             if status.pending:
                 text += f" ({status.behind_seconds:.1f} s behind)"
+            if status.artifacts_pending:
+                text += f", {status.artifacts_pending} artifact(s) pending"
             if status.error:
                 text += f" - {status.error}"
+            for error in status.artifact_errors:
+                text += f" - artifact {error}"
             parts.append(text)
         return "; ".join(parts)
 
@@ -165,6 +176,8 @@ class _Run:
         self.commit_times: list[float] = [now] if self.committed else []
         self.config = TrainingConfig.from_dict(journal.meta.get("config") or {})
         self.config_version = journal.config_version
+        #: artifact entries, in upload order (appended under the engine's artifact lock)
+        self.artifacts: list[dict[str, Any]] = journal.artifacts()
 
     def committed_at(self, seq: int, default: float) -> float:
         """Loop time at which record ``seq`` was committed."""
@@ -196,6 +209,19 @@ class _Lane:
         self.flush_until = 0
         self.finished = False
         self.config_version = 0  # the config version this tracker stored
+        #: index -> mark of the artifacts this tracker holds (persisted in the journal)
+        self.artifact_marks: dict[int, dict[str, Any]] = {}
+        #: index -> error of the artifacts this tracker refused in this session
+        self.artifact_failed: dict[int, str] = {}
+
+    def artifact_done(self, index: int) -> bool:
+        """Whether the artifact needs no more attempts in this session."""
+        return index in self.artifact_marks or index in self.artifact_failed
+
+    def artifacts_done(self, upto: int | None = None) -> bool:
+        """Whether every artifact (below ``upto``) is delivered or refused."""
+        count = len(self.run.artifacts) if upto is None else upto
+        return all(self.artifact_done(index) for index in range(count))
 
 
 class _Worker:
@@ -218,16 +244,24 @@ class _Worker:
         self.progress = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.runner: BlockingRunner | InlineRunner = engine._make_runner(f"trackmux-{self.name}")
+        # artifacts: uploaded beside the records, one at a time, by a task of their own
+        self.artifact_task: asyncio.Task[None] | None = None
+        self.artifact_wake = asyncio.Event()
+        self.artifact_attempt = 0
+        self._artifact_runner: BlockingRunner | InlineRunner | None = None
 
     # -- calling hooks ------------------------------------------------------------
 
-    async def call(self, hook: str, **kwargs: Any) -> Any:
-        """Call this tracker's ``hook`` (with wrappers); blocking hooks run on its thread."""
+    async def call(
+        self, hook: str, *, runner: BlockingRunner | InlineRunner | None = None, **kwargs: Any
+    ) -> Any:
+        """Call this tracker's ``hook`` (with wrappers); blocking hooks run on its thread
+        (or on ``runner``)."""
         caller = self.hooks.caller(hook)
         if self.hooks.is_async(hook):
             result = caller(**kwargs)
         else:
-            result = await self.runner.run(self.engine.loop, partial(caller, **kwargs))
+            result = await (runner or self.runner).run(self.engine.loop, partial(caller, **kwargs))
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -237,6 +271,7 @@ class _Worker:
     def add_run(self, run: _Run) -> _Lane:
         lane = _Lane(run, run.journal.read_cursor(self.name))
         lane.finished = run.journal.tracker_finished(self.name)
+        lane.artifact_marks = run.journal.artifact_marks(self.name)
         lane.job_id = run.journal.tracker_job(self.name)
         lane.config_version = run.journal.tracker_config_version(self.name)
         lane.submit_waiter = self.engine.loop.create_future()
@@ -258,8 +293,23 @@ class _Worker:
         return now - oldest
 
     def status(self, now: float) -> TrackerStatus:
+        pending = 0
+        errors = []
+        for lane in self.lanes.values():
+            for entry in lane.run.artifacts:
+                index = entry["index"]
+                if index not in lane.artifact_marks:
+                    pending += 1
+                if index in lane.artifact_failed:
+                    errors.append(f"{entry['id']}: {lane.artifact_failed[index]}")
         return TrackerStatus(
-            self.name, self.state, self.total_pending(), self.behind_seconds(now), self.error
+            self.name,
+            self.state,
+            self.total_pending(),
+            self.behind_seconds(now),
+            self.error,
+            pending,
+            errors,
         )
 
     # -- the loop ---------------------------------------------------------------------
@@ -313,6 +363,7 @@ class _Worker:
                 await self.wake.wait()
 
     def _signal_progress(self) -> None:
+        self.artifact_wake.set()
         self.progress.set()
         self.progress = asyncio.Event()
         self.engine._progress_changed()
@@ -376,7 +427,10 @@ class _Worker:
                     return partial(self._send, lane), None
                 soonest = due if soonest is None else min(soonest, due)
             elif (
-                run.final_status is not None and not lane.finished and run.committed >= run.next_seq
+                run.final_status is not None
+                and not lane.finished
+                and run.committed >= run.next_seq
+                and lane.artifacts_done()
             ):
                 return partial(self._finish, lane), None
             elif self.info.heartbeat_interval and run.final_status is None and not self.stopping:
@@ -459,6 +513,124 @@ class _Worker:
         lane.finished = True
         lane.run.journal.set_tracker_finished(self.name)
 
+    # -- artifacts ----------------------------------------------------------------------
+
+    def _next_artifact(self) -> tuple[_Lane, dict[str, Any]] | None:
+        """The oldest artifact this tracker should upload now, if any.
+
+        An artifact is due once the tracker holds every record logged before it
+        (``after_seq``); records logged after it are not held back by its upload.
+        """
+        for lane in self.lanes.values():
+            if not lane.submitted:
+                continue
+            run = lane.run
+            for entry in run.artifacts:
+                if lane.artifact_done(entry["index"]):
+                    continue
+                if lane.cursor[0] >= min(entry["after_seq"], run.committed):
+                    return lane, entry
+                break
+        return None
+
+    async def run_artifacts(self) -> None:
+        """Upload every due artifact, retrying with the engine's backoff (a task per worker)."""
+        loop = self.engine.loop
+        retry_at = float("-inf")
+        while self.state != "failed":
+            now = loop.time()
+            due = self._next_artifact()
+            if due is None or retry_at > now + _EPSILON:
+                if self.stopping and due is None:
+                    return
+                self.artifact_wake.clear()
+                timeout = None if due is None else retry_at - now
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self.artifact_wake.wait()
+                continue
+            lane, entry = due
+            try:
+                remote_id = await self._upload(lane, entry)
+            except RetryableError as exc:
+                retry_at = loop.time() + self._artifact_retry(entry, exc, exc.retry_after)
+            except (ConnectionError, TimeoutError) as exc:
+                retry_at = loop.time() + self._artifact_retry(entry, exc, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # PermanentError, ArtifactChangedError, a plugin's bug
+                self.artifact_attempt = 0
+                self._artifact_refused(lane, entry, exc)
+            else:
+                self.artifact_attempt = 0
+                lane.artifact_marks[entry["index"]] = {"state": "delivered", "remote_id": remote_id}
+                lane.run.journal.mark_artifact(
+                    self.name, entry["index"], lane.artifact_marks[entry["index"]]
+                )
+            self._signal_progress()
+            self.wake.set()
+
+    async def _upload(self, lane: _Lane, entry: dict[str, Any]) -> str:
+        if self._artifact_runner is None:
+            self._artifact_runner = self.engine._make_runner(f"trackmux-{self.name}-artifacts")
+        runner = self._artifact_runner
+        store = self.engine.artifact_store
+        path = await runner.run(self.engine.loop, partial(store.view, lane.run.run_id, entry))
+        spec = ArtifactSpec(
+            name=entry["name"],
+            type=entry["type"],
+            description=entry["description"],
+            metadata=entry["metadata"],
+            key=entry["id"],
+        )
+        remote_id = await self.call(
+            "upload_artifact",
+            runner=runner,
+            session=self.session,
+            job_id=lane.job_id,
+            path=path,
+            artifact=spec,
+        )
+        if not isinstance(remote_id, str):
+            raise PermanentError(
+                f"upload_artifact of tracker {self.name!r} returned {remote_id!r}, not an id"
+            )
+        return remote_id
+
+    def _artifact_retry(
+        self, entry: dict[str, Any], exc: BaseException, retry_after: float | None
+    ) -> float:
+        delay = self.engine.backoff.delay(self.artifact_attempt, retry_after)
+        self.artifact_attempt += 1
+        log = logger.warning if self.artifact_attempt in (1, 5) else logger.debug
+        log(
+            "tracker %r: artifact %r: %s: %s; attempt %d, retrying in %.1f s",
+            self.name,
+            entry["id"],
+            type(exc).__name__,
+            exc,
+            self.artifact_attempt,
+            delay,
+        )
+        return delay
+
+    def _artifact_refused(self, lane: _Lane, entry: dict[str, Any], exc: BaseException) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        lane.artifact_failed[entry["index"]] = error
+        if not isinstance(exc, PermanentError | ArtifactChangedError):
+            logger.debug("upload_artifact of tracker %r raised", self.name, exc_info=exc)
+        logger.error(
+            "tracker %r refused artifact %r of run %r: %s. Training goes on and the run is "
+            "not marked failed; the artifact stays in the journal: `trackmux sync %s --tracker "
+            "%s` tries again.",
+            self.name,
+            entry["id"],
+            lane.run.run_id,
+            error,
+            lane.run.run_id,
+            self.name,
+        )
+
     def close_readers(self) -> None:
         for lane in self.lanes.values():
             if lane.reader is not None:
@@ -497,6 +669,7 @@ class Engine:
         self.pm = pm
         self.data_dir = data_dir
         self.journal_root = data_dir / "journal"
+        self.artifact_store = ArtifactStore(data_dir)
         self.tracker_settings = tracker_settings or {}
         self.fsync = durability == "fsync"
         self.batch_size = batch_size
@@ -572,6 +745,9 @@ class Engine:
         for worker in workers:
             self.workers[worker.name] = worker
             worker.task = self.loop.create_task(worker.run(), name=f"trackmux-{worker.name}")
+            worker.artifact_task = self.loop.create_task(
+                worker.run_artifacts(), name=f"trackmux-{worker.name}-artifacts"
+            )
 
     async def close(self, timeout: float | None) -> DeliveryReport:
         """Deliver what can be delivered within ``timeout`` seconds, then release everything."""
@@ -581,14 +757,17 @@ class Engine:
         for worker in self.workers.values():
             worker.stopping = True
             worker.wake.set()
-            if worker.task is not None:
-                worker.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await worker.task
+            for task in (worker.task, worker.artifact_task):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
             with contextlib.suppress(Exception):
                 await worker.call("disconnect", session=worker.session)
             worker.close_readers()
             worker.runner.close()
+            if worker._artifact_runner is not None:
+                worker._artifact_runner.close()
         for run in self.runs.values():
             run.journal.close()
         if self._committer is not None:
@@ -762,6 +941,117 @@ class Engine:
         elif arm:
             self.loop.call_soon_threadsafe(self._arm_commit)
 
+    # -- artifacts ------------------------------------------------------------------------
+
+    def store_artifact(self, path: Path, spec: ArtifactSpec, *, copy: bool) -> dict[str, Any]:
+        """Copy ``path`` into the artifact store (any thread; the caller's): the bytes are
+        safe when this returns. Returns the entry :meth:`add_artifact` journals.
+
+        :raises FileNotFoundError: ``path`` does not exist.
+        """
+        return build_entry(
+            self.artifact_store,
+            path,
+            name=spec.name,
+            type=spec.type,
+            description=spec.description,
+            metadata=spec.metadata,
+            copy=copy,
+            fsync=self.fsync,
+        )
+
+    async def add_artifact(self, run_id: str, entry: dict[str, Any]) -> str:
+        """Journal a stored artifact after every record logged so far; return its id.
+
+        The records before it are committed first (so the order survives a crash) and made
+        due at once; each tracker's worker uploads the artifact once it holds them.
+        """
+        self._check_open()
+        run = self._run(run_id)
+        if run.final_status is not None:
+            raise ValueError(
+                f"run {run_id!r} is {run.final_status.value}; it takes no more artifacts"
+            )
+        await self.commit_now()
+        entry = run.journal.add_artifact({**entry, "after_seq": run.committed})
+        run.artifacts.append(entry)
+        for worker in self.workers.values():
+            lane = worker.lanes.get(run_id)
+            if lane is not None:
+                lane.flush_until = max(lane.flush_until, entry["after_seq"])
+            worker.wake.set()
+            worker.artifact_wake.set()
+        return str(entry["id"])
+
+    def artifact_entry(self, artifact_id: str) -> tuple[_Run, dict[str, Any]]:
+        """The active run and journal entry of a trackmux artifact id.
+
+        :raises LookupError: not an artifact of a run active in this session.
+        """
+        parsed = parse_artifact_id(artifact_id)
+        run = self.runs.get(parsed[0]) if parsed else None
+        if parsed is None or run is None or parsed[1] >= len(run.artifacts):
+            raise LookupError(f"no artifact {artifact_id!r} in this session")
+        entry = run.artifacts[parsed[1]]
+        if entry["id"] != artifact_id:
+            raise LookupError(f"no artifact {artifact_id!r} in this session")
+        return run, entry
+
+    async def wait_artifact(
+        self, artifact_id: str, timeout: float | None, trackers: list[str] | None = None
+    ) -> dict[str, str]:
+        """Wait until ``trackers`` (default: all) hold the artifact; their ids for it.
+
+        :raises RuntimeError: a tracker refused it for good, or stopped (it stays in the
+            journal for ``trackmux sync``).
+        :raises TimeoutError: not delivered within ``timeout`` seconds (delivery goes on).
+        """
+        run, entry = self.artifact_entry(artifact_id)
+        index = entry["index"]
+        workers = [self.worker(name) for name in trackers] if trackers else list(
+            self.workers.values()
+        )
+        for worker in workers:
+            lane = worker.lanes.get(run.run_id)
+            if lane is not None:
+                lane.flush_until = max(lane.flush_until, entry["after_seq"])
+            worker.wake.set()
+
+        def done() -> bool:
+            return all(
+                worker.state == "failed"
+                or run.run_id not in worker.lanes
+                or worker.lanes[run.run_id].artifact_done(index)
+                for worker in workers
+            )
+
+        deadline = None if timeout is None else self.loop.time() + timeout
+        await self._wait_until(done, deadline)
+        if not done():
+            waiting = [w.name for w in workers if not w.lanes[run.run_id].artifact_done(index)]
+            raise TimeoutError(
+                f"artifact {artifact_id!r} is not delivered to {', '.join(waiting)} after "
+                f"{timeout} s; delivery goes on in the background"
+            )
+        errors = []
+        ids = {}
+        for worker in workers:
+            lane = worker.lanes.get(run.run_id)
+            if lane is None:
+                continue
+            if index in lane.artifact_marks:
+                ids[worker.name] = str(lane.artifact_marks[index]["remote_id"])
+            elif index in lane.artifact_failed:
+                errors.append(f"{worker.name}: {lane.artifact_failed[index]}")
+            else:
+                errors.append(f"{worker.name}: the tracker stopped: {worker.error}")
+        if errors:
+            raise RuntimeError(
+                f"upload of artifact {artifact_id!r} failed: {'; '.join(errors)}. It stays "
+                f"in the journal; `trackmux sync {run.run_id} --tracker NAME` tries again."
+            )
+        return ids
+
     # -- the committer ------------------------------------------------------------------
 
     def _arm_commit(self) -> None:
@@ -833,12 +1123,14 @@ class Engine:
         """Send everything logged so far now; wait until delivered or ``timeout`` passes."""
         await self.commit_now()
         runs = [self._run(r) for r in run_ids] if run_ids else list(self.runs.values())
+        artifacts = {run.run_id: len(run.artifacts) for run in runs}
         for worker in self.workers.values():
             for run in runs:
                 lane = worker.lanes.get(run.run_id)
                 if lane is not None:
                     lane.flush_until = max(lane.flush_until, run.committed)
             worker.wake.set()
+            worker.artifact_wake.set()
         deadline = None if timeout is None else self.loop.time() + timeout
 
         def done() -> bool:
@@ -851,6 +1143,7 @@ class Engine:
                         not lane.submitted
                         or lane.cursor[0] < lane.flush_until
                         or lane.config_version < run.config_version
+                        or not lane.artifacts_done(artifacts[run.run_id])
                     ):
                         return False
             return True

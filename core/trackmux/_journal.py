@@ -9,6 +9,16 @@ One directory per run, under ``<data dir>/journal/<run id>/``::
                         per group commit, each record a tuple (seq, step, timestamp, values)
     cursors/<tracker>   "<seq> <byte offset>": what that tracker acknowledged; the offset is
                         the start of the frame holding record <seq>
+    artifacts.json      the run's artifacts, in upload order (see :mod:`trackmux._artifacts`):
+                        name, type, description, metadata, files with size and SHA-256, and
+                        ``after_seq``, the number of records logged before the upload
+    artifact_marks/<tracker>.json
+                        what that tracker holds of them: index -> {"state": "delivered",
+                        "remote_id": ...}
+
+Artifacts are read and written only through :meth:`RunJournal.add_artifact`,
+:meth:`RunJournal.artifacts`, :meth:`RunJournal.artifact_marks` and
+:meth:`RunJournal.mark_artifact`, so their storage can move with the journal's container.
 
 Records are appended by the engine's committer (group commit), read back by each tracker's
 worker from its cursor, and replayed by ``trackmux sync``. A frame torn by a crash is cut off
@@ -41,6 +51,7 @@ __all__ = [
 ]
 
 RECORDS_FILE = "records.tmf"
+ARTIFACTS_FILE = "artifacts.json"
 
 Cursor = tuple[int, int]  # (next seq to deliver, byte offset of the frame holding it)
 
@@ -265,6 +276,43 @@ class RunJournal:
         with os.fdopen(fd, "w") as handle:
             handle.write(f"{cursor[0]} {cursor[1]}")
         os.replace(tmp, path)
+
+    # -- artifacts ------------------------------------------------------------
+
+    def artifacts(self) -> list[dict[str, Any]]:
+        """The run's artifact entries, in upload order (index = position)."""
+        try:
+            entries = read_json(self.directory / ARTIFACTS_FILE)
+        except FileNotFoundError:
+            return []
+        return list(entries)
+
+    def add_artifact(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Append an artifact entry; it gets its ``index`` and stable ``id``, and is returned.
+
+        The id is ``<run id>:<name>:<index>``: stable across processes and ``trackmux sync``.
+        """
+        entries = self.artifacts()
+        index = len(entries)
+        entry = {**entry, "index": index, "id": f"{self.run_id}:{entry['name']}:{index}"}
+        entries.append(entry)
+        write_json_atomic(self.directory / ARTIFACTS_FILE, entries)
+        return entry
+
+    def artifact_marks(self, tracker: str) -> dict[int, dict[str, Any]]:
+        """What ``tracker`` holds of the run's artifacts: index -> mark."""
+        try:
+            marks = read_json(self.directory / "artifact_marks" / f"{tracker}.json")
+        except FileNotFoundError:
+            return {}
+        return {int(index): dict(mark) for index, mark in marks.items()}
+
+    def mark_artifact(self, tracker: str, index: int, mark: dict[str, Any]) -> None:
+        """Record ``mark`` (``{"state": "delivered", "remote_id": ...}``) for one artifact."""
+        marks = self.artifact_marks(tracker)
+        marks[index] = mark
+        write_json_atomic(make_private_dir(self.directory / "artifact_marks") / f"{tracker}.json",
+                          {str(i): m for i, m in sorted(marks.items())})
 
     def tracker_job(self, tracker: str) -> str | None:
         """The job id ``tracker`` gave this run, if it was submitted there."""

@@ -280,6 +280,21 @@ class SilentEngine:
         """Empty: nothing is pending anywhere."""
         return DeliveryReport()
 
+    def store_artifact(self, path: Any, spec: Any, *, copy: bool) -> dict[str, Any]:
+        """Nothing is stored (the path was checked by the caller)."""
+        return {}
+
+    async def add_artifact(self, run_id: str, entry: dict[str, Any]) -> str:
+        """No artifact: ``""``."""
+        self._check_open()
+        self._run(run_id)
+        return ""
+
+    async def wait_artifact(self, artifact_id: str, timeout: float | None,
+                            trackers: list[str] | None = None) -> dict[str, str]:
+        """Nothing to wait for."""
+        return {}
+
     def worker(self, tracker: str | None) -> _SilentWorker:
         """The stand-in of ``tracker`` (the first configured one if ``None``)."""
         if tracker is None:

@@ -7,6 +7,12 @@ sends everything after the cursor, and, if the run had ended, tells the tracker 
 state. Records the tracker already holds (a lost acknowledgement) are skipped by the tracker
 itself through their ``seq``, so syncing twice changes nothing.
 
+Artifacts go the same way: every journaled artifact the tracker does not hold (by its
+delivery marks) is uploaded from trackmux's artifact store, with its stable key, so a
+tracker that already stored it (a lost acknowledgement) stores nothing new; W&B's digest
+deduplication commits no second version. A run is finished on the tracker only once its
+artifacts are there.
+
 The sources this covers: a process that crashed or was killed, a run logged offline (for
 instance with ``WANDB_MODE=offline``), a tracker that stopped on a permanent error, and an
 outage longer than ``disconnect()`` waited.
@@ -47,6 +53,9 @@ class RunSync:
     finished: bool
     state: str  # "synced", "up to date", "incomplete", "failed"
     error: str | None = None
+    #: artifacts the tracker got in this sync, and those it still lacks
+    artifacts_delivered: int = 0
+    artifacts_pending: int = 0
 
 
 @define
@@ -64,6 +73,8 @@ class SyncReport:
 
 def _needs_sync(journal: RunJournal, tracker: str) -> bool:
     if journal.read_cursor(tracker)[0] < count_records(journal.records_path):
+        return True
+    if len(journal.artifact_marks(tracker)) < len(journal.artifacts()):
         return True
     if not journal.tracker_job(tracker):
         return True
@@ -128,7 +139,9 @@ def _sync_run(
     progress: Progress | None,
 ) -> RunSync:
     try:
-        already = RunJournal.peek(engine.journal_root, run_id).read_cursor(tracker)[0]
+        peeked = RunJournal.peek(engine.journal_root, run_id)
+        already = peeked.read_cursor(tracker)[0]
+        artifacts_before = len(peeked.artifact_marks(tracker))
     except LookupError as exc:
         return RunSync(run_id, 0, 0, 0, False, "failed", str(exc))
     try:
@@ -138,16 +151,19 @@ def _sync_run(
     except Exception as exc:  # the tracker refused the run (permanent error)
         return RunSync(run_id, 0, 0, 0, False, "failed", f"{type(exc).__name__}: {exc}")
 
-    async def progress_of() -> tuple[int, int, str, str | None, bool]:
+    async def progress_of() -> tuple[int, int, str, str | None, bool, int, list[str]]:
         worker = engine.workers[tracker]
         run = engine.runs[run_id]
         lane = worker.lanes[run_id]
+        status = worker.status(engine.loop.time())
         return (
             lane.cursor[0],
             run.next_seq,
             worker.state,
             worker.error,
             lane.finished or run.final_status is None,
+            len(lane.artifact_marks),
+            [e for e in status.artifact_errors if e.startswith(f"{run_id}:")],
         )
 
     done_event = threading.Event()
@@ -167,19 +183,25 @@ def _sync_run(
             delivered, total, *_ = thread.submit(progress_of()).result()
             progress(run_id, delivered, total)
     future.result()
-    delivered, total, state, error, finished = thread.submit(progress_of()).result()
+    delivered, total, state, error, finished, artifacts_held, refused = thread.submit(
+        progress_of()
+    ).result()
     if progress is not None:
         progress(run_id, delivered, total)
-    if state == "failed":
+    artifacts_total = len(engine.runs[run_id].artifacts)
+    artifacts_new = artifacts_held - artifacts_before
+    if state == "failed" or refused:
         outcome = "failed"
-    elif delivered < total or not finished:
+        error = error or "; ".join(f"artifact {e}" for e in refused)
+    elif delivered < total or not finished or artifacts_held < artifacts_total:
         outcome = "incomplete"
-    elif delivered == already:
+    elif delivered == already and not artifacts_new:
         outcome = "up to date"
     else:
         outcome = "synced"
     thread.submit(_detach(engine, run_id)).result()
-    return RunSync(run_id, total, already, delivered - already, finished, outcome, error)
+    return RunSync(run_id, total, already, delivered - already, finished, outcome, error,
+                   artifacts_new, artifacts_total - artifacts_held)
 
 
 async def _detach(engine: Engine, run_id: str) -> None:

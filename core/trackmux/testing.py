@@ -116,7 +116,8 @@ Plan = Callable[[str, "list[MetricRecord] | None"], str | None]
 
 
 class FaultInjector:
-    """A wrapper plugin injecting failures into ``log_metrics``, ``finish_job``, ``submit_job``.
+    """A wrapper plugin injecting failures into ``log_metrics``, ``finish_job``, ``submit_job``
+    and ``upload_artifact``.
 
     ``plan(hook, records)`` returns ``None`` (let the call through), ``"before"`` (fail
     with :class:`RetryableError` without calling the tracker) or ``"after"`` (call the
@@ -124,6 +125,8 @@ class FaultInjector:
 
     ``delivered[seq]`` holds ``clock()`` at the first acknowledged delivery of each record;
     ``acknowledged`` counts acknowledged records (a record delivered twice counts twice).
+    ``artifact_ids`` lists ``(artifact.key, returned id)`` for every ``upload_artifact`` call
+    that reached the tracker, acknowledged or not.
     """
 
     def __init__(self, plan: Plan, clock: Callable[[], float]) -> None:
@@ -132,18 +135,22 @@ class FaultInjector:
         self.delivered: dict[tuple[str, int], float] = {}
         self.acknowledged = 0
         self.injected = 0
+        self.artifact_ids: list[tuple[str | None, str]] = []
 
     def _fail(self, hook: str) -> RetryableError:
         self.injected += 1
         return RetryableError(f"injected failure in {hook}")
 
-    def _wrap(self, hook: str, records: list[MetricRecord] | None, job_id: str) -> Any:
+    def _wrap(self, hook: str, records: list[MetricRecord] | None, job_id: str,
+              artifact_key: Any = False) -> Any:
         mode = self.plan(hook, records)
         if mode == "before":
             raise self._fail(hook)
         result = yield
 
-        def acknowledge() -> None:
+        def acknowledge(value: Any) -> None:
+            if artifact_key is not False:
+                self.artifact_ids.append((artifact_key, value))
             if mode == "after":
                 raise self._fail(hook)
             if records is not None:
@@ -157,11 +164,11 @@ class FaultInjector:
 
             async def then() -> Any:
                 value = await awaitable
-                acknowledge()
+                acknowledge(value)
                 return value
 
             return then()
-        acknowledge()
+        acknowledge(result)
         return result
 
     @hookimpl(wrapper=True)
@@ -178,3 +185,8 @@ class FaultInjector:
     def submit_job(self, session: object, run_id: str, config: Any) -> Any:
         """Fail or pass the creation of a run according to the plan."""
         return (yield from self._wrap("submit_job", None, run_id))
+
+    @hookimpl(wrapper=True)
+    def upload_artifact(self, session: object, job_id: str, path: Path, artifact: Any) -> Any:
+        """Fail or pass an artifact upload according to the plan; record the ids returned."""
+        return (yield from self._wrap("upload_artifact", None, job_id, artifact.key))

@@ -345,6 +345,11 @@ class ArtifactSpec:
     type: str = "artifact"
     description: str | None = None
     metadata: Mapping[str, Any] = field(factory=dict, converter=_mapping)
+    #: trackmux's stable id of this artifact (``<run id>:<name>:<index>``), the same on every
+    #: retry and in ``trackmux sync``. A tracker must not store one key twice: given a key it
+    #: already holds, ``upload_artifact`` returns the id it returned then. ``None`` when the
+    #: hook is called directly, without the engine.
+    key: str | None = None
 
 
 @define(frozen=True, kw_only=True)

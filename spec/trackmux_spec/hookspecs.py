@@ -243,9 +243,19 @@ def upload_artifact(session: object, job_id: str, path: Path, artifact: Artifact
     :param session: the object :func:`connect` returned.
     :param job_id: the id :func:`submit_job` returned.
     :param path: an existing file or directory (the core checked it exists).
-    :param artifact: its name, type, description and metadata.
+    :param artifact: its name, type, description, metadata and ``key``.
     :returns: an artifact id that :func:`download_artifact` accepts.
-    :raises RuntimeError: the backend refused; the message names the failed step.
+    :raises trackmux_spec.RetryableError: a transient failure (timeout, 429, 5xx); the
+        engine calls again later with the same ``artifact.key``.
+    :raises trackmux_spec.PermanentError: the backend refused the artifact; the message
+        names the failed step. The engine gives up on this artifact only (the tracker goes
+        on with its records) and ``trackmux sync`` tries it again.
+
+    Like records with their ``seq``, an artifact is identified by ``artifact.key``: called
+    again with a key the tracker already stored (an acknowledgement was lost, or ``trackmux
+    sync`` resends it), the hook must store nothing new and return the same id. The engine
+    calls it from the tracker's worker, in the background, once the tracker holds every
+    record logged before the artifact; ``path`` is trackmux's stored copy: read it, never write it.
 
     Stops at first non-None result.
     """

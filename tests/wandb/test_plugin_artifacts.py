@@ -8,7 +8,13 @@ import httpx
 import pytest
 import trackmux_wandb as plugin
 from _support import Spy, connect, run
-from trackmux_spec import ArtifactSpec, TrainingConfig, UnknownJobError
+from trackmux_spec import (
+    ArtifactSpec,
+    PermanentError,
+    RetryableError,
+    TrainingConfig,
+    UnknownJobError,
+)
 from trackmux_wandb._manifest import b64_md5
 from trackmux_wandb.testing import Drop, Status, manifest_digest
 
@@ -95,30 +101,37 @@ def test_missing_path(fake, tmp_path):
 @pytest.mark.parametrize(
     "match", ["CreateArtifact", "CreateArtifactFiles", "storage", "CommitArtifact"]
 )
-def test_transient_failures_of_a_step_are_retried(fake, tmp_path, match):
+def test_a_transient_failure_is_retryable_and_the_retry_commits_one_version(
+    fake, tmp_path, match
+):
+    """The engine retries a RetryableError from any step; the retry starts over and W&B's
+    digest deduplication keeps it to one version."""
     session = session_with_run(fake, tmp_path)
     path = tmp_path / "model.bin"
     path.write_bytes(b"weights")
-    fake.inject(Status(500), match=match, count=2)
+    fake.inject(Status(500), match=match, count=1)
+    with pytest.raises(RetryableError, match=r"failed: .*HTTP 500"):
+        run(plugin.upload_artifact(session, "run1", path, SPEC))
     artifact_id = run(plugin.upload_artifact(session, "run1", path, SPEC))
     assert fake.artifact(artifact_id).state == "COMMITTED"
+    assert [a.id for a in fake.artifacts(collection="llama2-lora-adapter")] == [artifact_id]
 
 
-def test_a_step_that_keeps_failing_is_named(fake, tmp_path):
+def test_a_failing_step_is_named(fake, tmp_path):
     session = session_with_run(fake, tmp_path)
     path = tmp_path / "model.bin"
     path.write_bytes(b"weights")
-    fake.inject(Status(500), match="CreateArtifactFiles", count=10)
-    with pytest.raises(RuntimeError, match=r"createArtifactFiles failed: .*HTTP 500"):
+    fake.inject(Status(500), match="CreateArtifactFiles", count=1)
+    with pytest.raises(RetryableError, match=r"createArtifactFiles failed: .*HTTP 500"):
         run(plugin.upload_artifact(session, "run1", path, SPEC))
 
 
-def test_a_refused_step_is_not_retried(fake, tmp_path):
+def test_a_refused_step_is_permanent(fake, tmp_path):
     session = session_with_run(fake, tmp_path)
     path = tmp_path / "model.bin"
     path.write_bytes(b"weights")
     fake.inject(Status(403), match="CommitArtifact")
-    with pytest.raises(RuntimeError, match="commitArtifact failed"):
+    with pytest.raises(PermanentError, match="commitArtifact failed"):
         run(plugin.upload_artifact(session, "run1", path, SPEC))
     assert fake.pending_faults == 0
 

@@ -11,6 +11,7 @@ blocking file I/O never stalls the training loop.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -236,13 +237,20 @@ def _files(path: Path) -> list[tuple[str, Path]]:
 def upload_artifact(session: JsonlSession, job_id: str, path: Path, artifact: ArtifactSpec) -> str:
     """Copy the file (or every file under the directory), then verify each copy's SHA-256.
 
-    :returns: ``<job_id>-<12 hex digits>``.
+    :returns: ``<job_id>-<12 hex digits>``, derived from ``artifact.key`` when there is one:
+        a key already stored returns its id and stores nothing again.
     :raises RuntimeError: a copy does not match its source (the message names the file).
     """
     store = _session(session)
     store.state(job_id)  # UnknownJobError for a job without a run file
-    artifact_id = f"{job_id}-{secrets.token_hex(6)}"
+    if artifact.key is None:
+        artifact_id = f"{job_id}-{secrets.token_hex(6)}"
+    else:
+        artifact_id = f"{job_id}-{hashlib.sha256(artifact.key.encode()).hexdigest()[:12]}"
     target = store.artifacts_dir / artifact_id
+    if (target / "manifest.json").is_file():
+        return artifact_id  # stored before: the acknowledgement was lost
+    shutil.rmtree(target, ignore_errors=True)  # a copy cut short by a crash
     entries = []
     for rel, source in _files(Path(path)):
         digest = sha256_of(source)
@@ -256,7 +264,8 @@ def upload_artifact(session: JsonlSession, job_id: str, path: Path, artifact: Ar
     manifest = {"name": artifact.name, "type": artifact.type, "description": artifact.description,
                 "metadata": dict(artifact.metadata), "job_id": job_id,
                 "single_file": Path(path).is_file(), "files": entries}
-    (target / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    (target / "manifest.tmp").write_text(json.dumps(manifest, indent=2))
+    os.replace(target / "manifest.tmp", target / "manifest.json")  # complete, or absent
     with store.lock:
         store.append(job_id, [{"event": "artifact", "id": artifact_id, "name": artifact.name}])
     return artifact_id

@@ -11,9 +11,13 @@ download only ever fetches the files of the latest upload.
 Downloads check every manifest path before anything is written (``ValueError`` for one
 that is absolute or leaves the target directory) and verify each file's size and SHA-256.
 
-The engine does not journal artifacts, so each request is retried a few times with capped
-backoff (``artifact_attempts``, ``artifact_retry_wait``) on retryable failures; a final
-failure is a ``RuntimeError`` that names the step.
+Uploads are journaled and retried by the engine: a failed request raises
+``RetryableError`` or ``PermanentError`` naming the step. The manifest carries the
+artifact's ``key``; an upload whose key the stored manifest already has sends nothing (a
+lost acknowledgement, ``trackmux sync``), so an artifact is stored once. Downloads are
+called by the user directly, so each request is retried a few times with capped backoff
+(``artifact_attempts``, ``artifact_retry_wait``); a final failure is a ``RuntimeError``
+that names the step.
 """
 
 from __future__ import annotations
@@ -68,6 +72,17 @@ async def _step(session: MLflowSession, step: str, call: Callable[[], Awaitable[
     raise AssertionError("unreachable")
 
 
+async def _once(step: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Run one upload request; its failure names the step and keeps its class (the engine
+    retries ``RetryableError``)."""
+    try:
+        return await call()
+    except RetryableError as exc:
+        raise RetryableError(f"{step} failed: {exc}", retry_after=exc.retry_after) from None
+    except PermanentError as exc:
+        raise PermanentError(f"{step} failed: {exc}") from None
+
+
 def artifact_name(name: str) -> str:
     """``name`` as one safe path segment: ``[A-Za-z0-9_.-]``, no leading dot."""
     cleaned = _BAD_NAME.sub("-", name).strip("-").lstrip(".")
@@ -101,14 +116,19 @@ async def _put_file(session: MLflowSession, target: str, local: Path, size: int)
     await session.client.put_artifact(target, _chunks(local), size)
 
 
-async def _artifact_root(session: MLflowSession, run_id: str, missing: str) -> str:
+async def _artifact_root(
+    session: MLflowSession, run_id: str, missing: str, *, upload: bool = False
+) -> str:
     """The proxy path of the run's artifact root, e.g. ``1/<run>/artifacts``."""
-    run = await _step(session, "runs/get", lambda: get_run(session, run_id))
+    if upload:
+        run = await _once("runs/get", lambda: get_run(session, run_id))
+    else:
+        run = await _step(session, "runs/get", lambda: get_run(session, run_id))
     if run is None:
         raise UnknownJobError(missing)
     uri = str(run["info"].get("artifact_uri") or "")
     if not uri.startswith(_PROXY_SCHEME):
-        raise RuntimeError(
+        raise (PermanentError if upload else RuntimeError)(
             f"MLflow run {run_id} stores artifacts at {uri!r}, not behind the server's artifact "
             f"proxy; start the server with --serve-artifacts (the default)"
         )
@@ -121,19 +141,24 @@ async def upload_artifact(
     """Upload ``path`` (a file, or a directory as one artifact) to run ``job_id``.
 
     :returns: the artifact id, ``<run id>/<name>``.
-    :raises RuntimeError: a step failed; the message names it.
+    :raises RetryableError: a request failed for now; the message names the step.
+    :raises PermanentError: MLflow refused a request; the message names the step.
     """
     kind, files = _files(Path(path))
     name = artifact_name(artifact.name)
-    root = await _artifact_root(session, job_id, job_id)
+    root = await _artifact_root(session, job_id, job_id, upload=True)
     client = session.client
+    manifest_path = f"{root}/{name}{_MANIFEST_SUFFIX}"
+    if artifact.key is not None:
+        stored = await _once("manifest download", lambda: _manifest(session, manifest_path))
+        if stored is not None and _stored_key(stored) == artifact.key:
+            return f"{job_id}/{name}"  # stored before: the acknowledgement was lost
     entries = []
     for relative, local in files:
         size = local.stat().st_size
         digest = await asyncio.to_thread(_sha256, local)
         target = f"{root}/{name}/{relative}"
-        await _step(
-            session,
+        await _once(
             f"upload of {relative}",
             functools.partial(_put_file, session, target, local, size),
         )
@@ -147,14 +172,14 @@ async def upload_artifact(
             "metadata": dict(artifact.metadata),
             "kind": kind,
             "files": entries,
+            "key": artifact.key,
         },
         indent=1,
         default=str,
     ).encode()
-    await _step(
-        session,
+    await _once(
         "manifest upload",
-        lambda: client.put_artifact(f"{root}/{name}{_MANIFEST_SUFFIX}", manifest, len(manifest)),
+        lambda: client.put_artifact(manifest_path, manifest, len(manifest)),
     )
     logger.info("MLflow artifact %s of run %s uploaded (%d files)", name, job_id, len(entries))
     return f"{job_id}/{name}"
@@ -167,6 +192,14 @@ async def _manifest(session: MLflowSession, path: str) -> bytes | None:
         if exc.status_code == 404:
             return None
         raise
+
+
+def _stored_key(raw: bytes) -> str | None:
+    try:
+        key = json.loads(raw).get("key")
+    except (ValueError, AttributeError):
+        return None
+    return key if isinstance(key, str) else None
 
 
 def _parse_manifest(raw: bytes) -> tuple[str, list[dict[str, Any]]]:

@@ -33,6 +33,7 @@ hostname) no longer exists is reported as :attr:`~trackmux_spec.JobStatus.CRASHE
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -338,7 +339,8 @@ def upload_artifact(session: NullSession, job_id: str, path: Path, artifact: Art
     File contents go to ``blobs/`` by SHA-256 (stored once); the manifest lists each
     file's path relative to ``path`` (POSIX), digest and size.
 
-    :returns: the artifact id, ``<sanitised name>-<12 hex digits>``.
+    :returns: the artifact id, ``<sanitised name>-<12 hex digits>``: derived from
+        ``artifact.key`` when there is one, so a resent artifact is stored once.
     :raises FileNotFoundError: ``path`` does not exist.
     :raises UnknownJobError: no such job.
     """
@@ -347,6 +349,11 @@ def upload_artifact(session: NullSession, job_id: str, path: Path, artifact: Art
     if not path.exists():
         raise FileNotFoundError(f"artifact path does not exist: {path}")
     store.read_meta(job_id)
+    stem = _UNSAFE_NAME.sub("-", artifact.name).strip("-._")[:64] or "artifact"
+    if artifact.key is not None:
+        keyed_id = f"{stem}-{hashlib.sha256(artifact.key.encode()).hexdigest()[:12]}"
+        if store.manifest_path(keyed_id).exists():
+            return keyed_id
     files = []
     for rel, file in _artifact_files(path):
         digest, size = store.put_blob(file)
@@ -358,10 +365,13 @@ def upload_artifact(session: NullSession, job_id: str, path: Path, artifact: Art
         "metadata": dict(artifact.metadata),
         "job_id": job_id,
         "files": files,
+        "key": artifact.key,
     }
-    stem = _UNSAFE_NAME.sub("-", artifact.name).strip("-._")[:64] or "artifact"
     with store.lock:
         make_dir(store.root / "artifacts")
+        if artifact.key is not None:
+            write_json_atomic(store.manifest_path(keyed_id), manifest)
+            return keyed_id
         while True:
             artifact_id = f"{stem}-{secrets.token_hex(6)}"
             target = store.manifest_path(artifact_id)

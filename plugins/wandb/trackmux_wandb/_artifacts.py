@@ -1,9 +1,16 @@
 """Uploading and downloading W&B artifacts (PROTOCOL.md §7).
 
-The engine does not journal artifacts, so each step here is retried a few times with
-capped backoff (``Settings.artifact_attempts``, ``Settings.artifact_retry_wait``) on
-retryable failures; when a step still fails the caller gets a ``RuntimeError`` that
-names it, e.g. ``"createArtifactFiles failed: W&B CreateArtifactFiles failed: HTTP 500"``.
+Uploads are journaled by the engine, which retries them with its backoff: a failed step
+raises ``RetryableError`` or ``PermanentError`` naming it, e.g. ``"createArtifactFiles
+failed: W&B CreateArtifactFiles failed: HTTP 500"``. A retry starts over and costs little:
+``createArtifact`` returns the artifact already created for the same digest (PENDING, or
+COMMITTED: then nothing more is sent), and ``createArtifactFiles`` gives no upload URL for
+content the server holds. That digest deduplication is also what makes a resend (lost
+acknowledgement, ``trackmux sync``) commit no new version.
+
+Downloads are called by the user directly, so each of their steps is retried a few times
+with capped backoff (``Settings.artifact_attempts``, ``Settings.artifact_retry_wait``); a
+step that still fails raises ``RuntimeError`` naming it.
 """
 
 from __future__ import annotations
@@ -63,6 +70,17 @@ async def _step(session: WandBSession, step: str, call: Callable[[], Awaitable[T
     raise AssertionError("unreachable")
 
 
+async def _once(step: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Run one upload step; its failure names the step and keeps its class (the engine
+    retries ``RetryableError``)."""
+    try:
+        return await call()
+    except RetryableError as exc:
+        raise RetryableError(f"{step} failed: {exc}", retry_after=exc.retry_after) from None
+    except PermanentError as exc:
+        raise PermanentError(f"{step} failed: {exc}") from None
+
+
 def _parse_headers(raw: Any) -> dict[str, str]:
     headers: dict[str, str] = {}
     for item in raw or []:
@@ -92,7 +110,8 @@ async def upload_artifact(
 
     :returns: the artifact's server id.
     :raises FileNotFoundError: ``path`` does not exist.
-    :raises RuntimeError: a step failed; the message names it.
+    :raises RetryableError: a step failed for now; the message names it.
+    :raises PermanentError: W&B refused a step; the message names it.
     """
     entries = collect_entries(Path(path))
     entity, project = session.location(job_id)
@@ -100,8 +119,7 @@ async def upload_artifact(
     collection = sanitize_name(artifact.name)
     digest = artifact_digest((e.name, e.digest) for e in entries)
 
-    created = await _step(
-        session,
+    created = await _once(
         "createArtifact",
         lambda: client.graphql(
             "CreateArtifact",
@@ -126,7 +144,7 @@ async def upload_artifact(
     node = (created.get("createArtifact") or {}).get("artifact") or {}
     artifact_id = node.get("id")
     if not artifact_id:
-        raise RuntimeError("createArtifact failed: the server returned no artifact id")
+        raise PermanentError("createArtifact failed: the server returned no artifact id")
     if node.get("state") == "COMMITTED":
         logger.info("W&B artifact %s:%s already stored (same digest)", collection, digest)
         return str(artifact_id)
@@ -145,8 +163,7 @@ async def upload_artifact(
             "includeUpload": include_upload,
         }
 
-    made = await _step(
-        session,
+    made = await _once(
         "createArtifactManifest",
         lambda: client.graphql(
             "CreateArtifactManifest", q.CREATE_ARTIFACT_MANIFEST, manifest_vars("", False)
@@ -156,10 +173,9 @@ async def upload_artifact(
         "id"
     )
     if not manifest_id:
-        raise RuntimeError("createArtifactManifest failed: the server returned no manifest id")
+        raise PermanentError("createArtifactManifest failed: the server returned no manifest id")
 
-    files = await _step(
-        session,
+    files = await _once(
         "createArtifactFiles",
         lambda: client.graphql(
             "CreateArtifactFiles",
@@ -180,7 +196,7 @@ async def upload_artifact(
     )
     edges = (((files.get("createArtifactFiles") or {}).get("files") or {}).get("edges")) or []
     if len(edges) != len(entries):
-        raise RuntimeError(
+        raise PermanentError(
             f"createArtifactFiles failed: asked for {len(entries)} files, got {len(edges)}"
         )
     birth_ids: dict[str, str] = {}
@@ -191,15 +207,13 @@ async def upload_artifact(
         if url is None:
             continue
         headers = _parse_headers(file_node.get("uploadHeaders"))
-        await _step(
-            session,
+        await _once(
             f"upload of {entry.name}",
             functools.partial(_put_file, session, url, headers, entry),
         )
 
     manifest = manifest_json(entries, birth_ids)
-    final = await _step(
-        session,
+    final = await _once(
         "createArtifactManifest",
         lambda: client.graphql(
             "CreateArtifactManifest",
@@ -213,14 +227,12 @@ async def upload_artifact(
     upload_url = manifest_file.get("uploadUrl")
     if upload_url:
         headers = _parse_headers(manifest_file.get("uploadHeaders"))
-        await _step(
-            session,
+        await _once(
             "manifest upload",
             lambda: client.put_storage(upload_url, manifest, headers, "manifest upload"),
         )
 
-    await _step(
-        session,
+    await _once(
         "commitArtifact",
         lambda: client.graphql("CommitArtifact", q.COMMIT_ARTIFACT, {"artifactID": artifact_id}),
     )
