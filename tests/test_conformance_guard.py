@@ -113,4 +113,18 @@ def test_a_listed_test_is_skipped_with_its_reason(tmp_path: Path) -> None:
 
 
 def test_the_suite_exports_overridden() -> None:
-    assert set(conformance.__all__) == {"SUITE_VERSION", "TrackerConformance", "overridden"}
+    assert set(conformance.__all__) == {"SUITE_TAG", "SUITE_VERSION", "TrackerConformance",
+                                        "overridden"}
+
+
+@pytest.mark.slow
+def test_the_check_leaves_no_hypothesis_directory_behind(tmp_path: Path) -> None:
+    """Hypothesis writes a cache into ``.hypothesis/`` of the working directory it was first
+    imported in; ``trackmux plugins --check`` keeps it in its own temporary directory."""
+    script = ("from trackmux._check import run_conformance\n"
+              "report = run_conformance('null', keyword='transient_failures')\n"
+              "assert report.ok and report.count('passed') == 1, report\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []

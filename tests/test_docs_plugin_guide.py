@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -75,3 +78,33 @@ def test_the_guide_shows_the_example_plugins_entry_point(guide: str) -> None:
 ])
 def test_the_guide_covers(guide: str, topic: str) -> None:
     assert topic in guide
+
+
+_FENCE = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def _blocks(guide: str, language: str) -> list[str]:
+    return [body for lang, body in _FENCE.findall(guide) if lang == language]
+
+
+def test_the_guides_python_blocks_run_in_order(guide: str, tmp_path: Path) -> None:
+    """Every ```python block of the guide, run top to bottom in one fresh interpreter."""
+    blocks = _blocks(guide, "python")
+    assert len(blocks) >= 6
+    script = tmp_path / "guide.py"
+    script.write_text("\n\n".join(blocks) + "\n\nprint('guide ran')\n")
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("TRACKMUX_", "WANDB_", "RANK", "PYTHONPATH"))}
+    env.update(TRACKMUX_DIR=str(tmp_path / "data"),
+               PYTHONPATH=str(_REPO / "examples" / "jsonl-tracker"))
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("guide ran")
+
+
+def test_the_guides_toml_blocks_parse(guide: str) -> None:
+    blocks = _blocks(guide, "toml")
+    assert blocks
+    for block in blocks:
+        tomllib.loads(block)

@@ -1,13 +1,23 @@
 """The hooks a tracker plugin implements.
 
-A tracker is a plugin registered under its entry-point name in the ``trackmux`` entry-point
-group (a plugin that implements :func:`connect`; other plugins in the group are wrappers). The core calls one tracker's hooks at a time (pluggy's subset hook callers), so
-several trackers can be active in one process; other plugins may wrap any hook
-(``@trackmux.hookimpl(wrapper=True)``) to filter, redact or inject faults.
+A tracker is a plugin registered under its entry-point name in the ``trackmux``
+entry-point group, and it implements :func:`connect`. Wrapper plugins
+(``@trackmux.hookimpl(wrapper=True)``, registered in ``trackmux.wrappers``) may wrap any
+hook of every tracker to filter, redact or inject faults. The core calls one tracker's hooks
+at a time (pluggy's subset hook callers), so several trackers can be active in one process.
+A plugin is imported only when its tracker is selected; one that fails to import or to
+register is reported by name and the other trackers keep working.
 
 Every hook may be a plain function or a coroutine function: the core awaits what is
 awaitable. Blocking hooks run in a worker thread, never on the caller's thread. The
-exception is :func:`get_run_url`, which must be a plain, non-blocking function.
+exceptions are :func:`get_run_url` and :func:`tracker_info`, which must be plain,
+non-blocking functions.
+
+Errors, by hook: the delivery hooks (:func:`log_metrics`, :func:`finish_job`) raise
+:class:`~trackmux_spec.RetryableError` or :class:`~trackmux_spec.PermanentError` (a job the
+backend does not hold is permanent); the read hooks (:func:`get_job_status`,
+:func:`get_history`, :func:`download_artifact`) raise
+:class:`~trackmux_spec.UnknownJobError` for an id the backend does not hold.
 
 Hooks other than ``tracker_info`` receive the ``session`` object their tracker's
 :func:`connect` returned; trackmux never looks inside it.
@@ -48,6 +58,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 @hookspec(firstresult=True)
 def tracker_info() -> TrackerInfo:
     """Describe the tracker to the engine: batch limits and capabilities.
+
+    Must be a plain function (the core calls it without ``await``).
 
     :returns: a :class:`~trackmux_spec.TrackerInfo`; a tracker that does not implement
         this hook gets the defaults (100 records per batch, every capability).
@@ -98,7 +110,12 @@ def submit_job(session: object, run_id: str, config: TrainingConfig) -> str:
     """Create the run ``run_id`` with its configuration, or resume it if it exists.
 
     Must be idempotent: the engine calls it again for a run that a crashed process
-    created, before replaying what the backend never acknowledged.
+    created, before replaying what the backend never acknowledged. Resuming keeps the
+    job's history and returns the same job id. A finished run can be resumed too
+    (``trackmux sync`` does): it then takes new records, and the next :func:`finish_job`
+    sets its final state again. What :func:`get_job_status` reports in between is the
+    backend's (the offline tracker and MLflow: running; W&B keeps the old state until the
+    resumed run sends data).
 
     :param session: the object :func:`connect` returned.
     :param run_id: trackmux's id for the run (8 characters ``[a-z0-9]``, or the user's).
@@ -142,7 +159,9 @@ def log_metrics(session: object, job_id: str, records: Sequence[MetricRecord]) -
     worth retrying and :class:`~trackmux_spec.PermanentError` for one that is not.
     Returning normally acknowledges the whole batch. An empty ``records`` is a heartbeat
     (sent only to trackers that declare ``TrackerInfo.heartbeat_interval``): it stores
-    nothing. Metric names never start with ``_``
+    nothing (a wrapper plugin may also empty a batch: the records are acknowledged).
+    A job the backend does not hold raises :class:`~trackmux_spec.PermanentError`.
+    Metric names never start with ``_``
     (the core rejects them), so ``_step``, ``_timestamp`` and ``_runtime`` are free for
     the tracker's own columns.
 
@@ -164,8 +183,11 @@ def finish_job(session: object, job_id: str, status: JobStatus) -> None:
     then reports ``FAILED``.
 
     Called after every record of the job has been acknowledged, and only then. Must be
-    idempotent: the first final state wins. Raise :class:`~trackmux_spec.RetryableError` or
-    :class:`~trackmux_spec.PermanentError` as for :func:`log_metrics`.
+    idempotent: the first final state wins (a second call with another state changes
+    nothing) until the job is resumed by :func:`submit_job`. A job the backend does not
+    hold raises :class:`~trackmux_spec.PermanentError`. Raise
+    :class:`~trackmux_spec.RetryableError` or :class:`~trackmux_spec.PermanentError` as for
+    :func:`log_metrics`.
 
     :param session: the object :func:`connect` returned.
     :param job_id: the id :func:`submit_job` returned.
@@ -181,7 +203,7 @@ def get_job_status(session: object, job_id: str) -> JobStatus:
 
     :param session: the object :func:`connect` returned.
     :param job_id: the id :func:`submit_job` returned.
-    :returns: a :class:`~trackmux_spec.JobStatus`.
+    :returns: a :class:`~trackmux_spec.JobStatus` (not its string value).
     :raises trackmux_spec.UnknownJobError: the backend has no such job.
 
     Stops at first non-None result.
@@ -209,9 +231,11 @@ def get_history(session: object, job_id: str) -> list[dict[str, Any]]:
 
     :param session: the object :func:`connect` returned.
     :param job_id: the id :func:`submit_job` returned.
-    :returns: one dict per row: the metric values plus ``_step`` (int) and
-        ``_timestamp`` (float Unix seconds).
-    :raises trackmux_spec.UnknownJobError: the backend has no such job.
+    :returns: one dict per row: the metric values plus ``_step`` (the record's step, an
+        int) and ``_timestamp`` (the record's timestamp, Unix seconds; a backend may round
+        it to the millisecond).
+    :raises trackmux_spec.UnknownJobError: the backend has no such job (an empty list
+        means a job that holds no rows yet).
 
     Stops at first non-None result.
     """
@@ -265,13 +289,22 @@ def upload_artifact(session: object, job_id: str, path: Path, artifact: Artifact
 def download_artifact(session: object, artifact_id: str, target_dir: Path) -> Path:
     """Fetch an artifact into ``target_dir``, verifying every file's checksum.
 
-    Must refuse (``ValueError``) any entry whose path would land outside ``target_dir``.
+    The layout: a file artifact is written as ``target_dir / <its file name>``. A directory
+    artifact's files go directly into ``target_dir`` at their paths relative to the uploaded
+    directory, without the directory's own name: uploading ``ckpt/`` holding ``a.txt`` and
+    ``sub/b.bin`` downloads ``target_dir/a.txt`` and ``target_dir/sub/b.bin``.
+
+    Must refuse (``ValueError``) any entry whose path would land outside ``target_dir``,
+    before writing anything: pass every entry's path through
+    :func:`trackmux_spec.artifact_paths.safe_destination`, as the built-in trackers do.
 
     :param session: the object :func:`connect` returned.
     :param artifact_id: an id :func:`upload_artifact` returned.
     :param target_dir: an existing directory.
-    :returns: the path of the downloaded file, or of the directory for a multi-file artifact.
-    :raises trackmux_spec.UnknownJobError: no such artifact (its ``job_id`` is the artifact id).
+    :returns: the path of the downloaded file for a file artifact, ``target_dir`` for a
+        directory artifact.
+    :raises trackmux_spec.UnknownJobError: no such artifact (its ``job_id`` is the artifact
+        id); nothing is written.
 
     Stops at first non-None result.
     """

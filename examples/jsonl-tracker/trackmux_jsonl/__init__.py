@@ -18,7 +18,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import trackmux
@@ -35,6 +35,7 @@ from trackmux_spec import (
     TrainingConfig,
     UnknownJobError,
 )
+from trackmux_spec.artifact_paths import safe_destination
 
 from ._store import JsonlSession, sha256_of
 
@@ -111,6 +112,14 @@ def submit_job(session: JsonlSession, run_id: str, config: TrainingConfig) -> st
     return run_id
 
 
+def _delivery_state(store: JsonlSession, job_id: str) -> Any:
+    """The job's state for a delivery hook: an unknown job is permanent (no retry helps)."""
+    try:
+        return store.state(job_id)
+    except UnknownJobError:
+        raise PermanentError(f"jsonl: no run file for job {job_id!r}") from None
+
+
 @trackmux.hookimpl
 def update_config(session: JsonlSession, job_id: str, config: TrainingConfig) -> None:
     """Append a ``config`` event: the run's whole configuration from now on."""
@@ -133,12 +142,12 @@ def log_metrics(session: JsonlSession, job_id: str, records: Sequence[MetricReco
     A resent batch (its acknowledgement was lost) is skipped record by record: the file
     holds each ``seq`` once. An empty batch (a heartbeat) writes nothing.
 
-    :raises PermanentError: a gap in ``seq`` or a value JSON cannot hold.
+    :raises PermanentError: no such job, a gap in ``seq`` or a value JSON cannot hold.
     :raises RetryableError: the file could not be written.
     """
     store = _session(session)
     with store.lock:
-        state = store.state(job_id)
+        state = _delivery_state(store, job_id)
         events = []
         expected = state.stored
         for record in records:
@@ -162,13 +171,17 @@ def log_metrics(session: JsonlSession, job_id: str, records: Sequence[MetricReco
 
 @trackmux.hookimpl
 def finish_job(session: JsonlSession, job_id: str, status: JobStatus) -> None:
-    """Append a ``status`` line, unless the run already has a final state (the first wins)."""
+    """Append a ``status`` line, unless the run already has a final state (the first wins,
+    until a resume).
+
+    :raises PermanentError: no such job, or not a final state.
+    """
     store = _session(session)
     status = JobStatus(status)
     if status not in _FINAL:
         raise PermanentError(f"jsonl: {status.value!r} is not a final state")
     with store.lock:
-        state = store.state(job_id)
+        state = _delivery_state(store, job_id)
         if state.status.is_terminal:
             return
         try:
@@ -214,6 +227,7 @@ def compare(session: JsonlSession, job_ids: Sequence[str]) -> Comparison:
                 kind = event.get("event")
                 if kind in ("run", "config"):
                     name, config = event.get("name"), event.get("hyperparameters", {})
+                    status = JobStatus.RUNNING
                 elif kind == "metrics":
                     summary.update(event["values"])
                     summary["_step"] = event["step"]
@@ -271,21 +285,13 @@ def upload_artifact(session: JsonlSession, job_id: str, path: Path, artifact: Ar
     return artifact_id
 
 
-def _inside(root: Path, rel: str) -> Path:
-    if not rel or PurePosixPath(rel).is_absolute():
-        raise ValueError(f"jsonl: artifact path {rel!r} is absolute or empty: refused")
-    dest = (root / rel).resolve()
-    if not dest.is_relative_to(root) or dest == root:
-        raise ValueError(f"jsonl: artifact path {rel!r} lands outside {root}: refused")
-    return dest
-
-
 @trackmux.hookimpl
 def download_artifact(session: JsonlSession, artifact_id: str, target_dir: Path) -> Path:
     """Copy the artifact's files into ``target_dir``, each verified against its SHA-256.
 
     :raises UnknownJobError: no such artifact.
-    :raises ValueError: a manifest path lands outside ``target_dir``.
+    :raises ValueError: a manifest path lands outside ``target_dir`` (checked for every
+        entry before anything is written, by ``safe_destination``).
     :raises RuntimeError: a stored file does not match its checksum.
     """
     store = _session(session)
@@ -296,7 +302,7 @@ def download_artifact(session: JsonlSession, artifact_id: str, target_dir: Path)
         raise UnknownJobError(artifact_id)
     manifest = json.loads((source / "manifest.json").read_text())
     root = Path(target_dir).resolve()
-    plan = [(_inside(root, entry["path"]), entry) for entry in manifest["files"]]
+    plan = [(safe_destination(root, entry["path"]), entry) for entry in manifest["files"]]
     for dest, entry in plan:
         stored = source / "files" / entry["path"]
         if sha256_of(stored) != entry["sha256"]:

@@ -76,8 +76,10 @@ class JsonlSession:
             for event in self.events(job_id):
                 if event.get("event") == "metrics":
                     stored = max(stored, int(event["seq"]) + 1)
-                elif event.get("event") == "status":
-                    status = JobStatus(event["status"])
+                elif event.get("event") == "status" and not status.is_terminal:
+                    status = JobStatus(event["status"])  # the first final state wins...
+                elif event.get("event") == "run":
+                    status = JobStatus.RUNNING  # ...until the run is resumed
             state = self._states[job_id] = _RunState(stored, status)
         return state
 

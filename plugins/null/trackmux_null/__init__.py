@@ -174,12 +174,14 @@ def log_metrics(session: NullSession, job_id: str, records: Sequence[MetricRecor
         name (``_step``, ``_timestamp``, ``_seq``), a value cannot be stored, or
         the stored history is corrupt.
     :raises RetryableError: writing the file failed.
-    :raises UnknownJobError: no such job.
+    :raises PermanentError: no such job (retrying cannot create it).
     """
     store = _session(session)
     with store.lock:
         try:
             expected = store.stored_count(job_id)
+        except UnknownJobError as exc:
+            raise PermanentError(f"the null store has no job {job_id!r}") from exc
         except RuntimeError as exc:
             raise PermanentError(f"history of job {job_id!r} is corrupt: {exc}") from exc
         rows: list[dict[str, Any]] = []
@@ -226,15 +228,17 @@ def finish_job(session: NullSession, job_id: str, status: JobStatus) -> None:
     :func:`submit_job` (a resume) makes it ``running`` again.
 
     :raises PermanentError: ``status`` is not a final state (``FINISHED``, ``FAILED``,
-        ``KILLED`` or ``PREEMPTED``).
-    :raises UnknownJobError: no such job.
+        ``KILLED`` or ``PREEMPTED``), or there is no such job.
     """
     store = _session(session)
     status = JobStatus(status)
     if status not in _FINAL_STATES:
         raise PermanentError(f"job {job_id!r}: {status.value!r} is not a final state")
     with store.lock:
-        meta = store.read_meta(job_id)
+        try:
+            meta = store.read_meta(job_id)
+        except UnknownJobError as exc:
+            raise PermanentError(f"the null store has no job {job_id!r}") from exc
         store.release(job_id)
         if meta.get("state") != JobStatus.RUNNING.value:
             return
