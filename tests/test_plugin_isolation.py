@@ -11,14 +11,11 @@ entry point and distribution.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import zipfile
 from pathlib import Path
 
 import pluggy
@@ -26,6 +23,7 @@ import pytest
 import trackmux
 from memory_tracker import MemoryTracker
 from trackmux._plugins import PluginManager, tracker_caller, tracker_names
+from wheels import build_wheel, install
 
 pytestmark = pytest.mark.slow
 
@@ -134,34 +132,14 @@ raise RuntimeError("wrapper exploded at import")
 
 def _wheel(out: Path, dist: str, version: str, module: str, source: str, group: str,
            entry: str) -> Path:
-    """A minimal, valid wheel holding one module and one entry point."""
-    tag = dist.replace("-", "_")
-    info = f"{tag}-{version}.dist-info"
-    files = {
-        f"{module}.py": source,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: trackmux-tests\n"
-                         "Root-Is-Purelib: true\nTag: py3-none-any\n",
-        f"{info}/entry_points.txt": f"[{group}]\n{entry} = {module}\n",
-    }
-    record = []
-    for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{name},sha256={digest.decode()},{len(text.encode())}")
-    record.append(f"{info}/RECORD,,")
-    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
-    path = out / f"{tag}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return path
+    return build_wheel(out, dist, version, {f"{module}.py": source}, {group: {entry: module}})
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with the five plugin wheels installed into it."""
     root = tmp_path_factory.mktemp("plugin-isolation")
-    wheels = [
+    return install(root / "site", [
         _wheel(root, "trackmux-good", "1.0", "trackmux_good", _GOOD, "trackmux", "good"),
         _wheel(root, "trackmux-broken", "2.0", "trackmux_broken", _BROKEN_IMPORT, "trackmux",
                "broken"),
@@ -171,12 +149,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
                "trackmux.wrappers", "prefix"),
         _wheel(root, "trackmux-badwrap", "0.1", "trackmux_badwrap", _BROKEN_WRAPPER,
                "trackmux.wrappers", "badwrap"),
-    ]
-    target = root / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    "--disable-pip-version-check", "--target", str(target), *map(str, wheels)],
-                   check=True, capture_output=True, timeout=120)
-    return target
+    ])
 
 
 def _run(site: Path, tmp_path: Path, *args: str,

@@ -140,7 +140,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 @click.option("--check", "check", metavar="NAME", default=None,
               help="Run the conformance suite against tracker NAME (needs trackmux[spec]); "
                    "exit status 1 if a test fails.")
-def plugins(as_json: bool, check: str | None) -> None:
+@click.option("--setting", "settings", metavar="KEY=VALUE", multiple=True,
+              help="With --check: a setting of the tracker, over its table in trackmux.toml "
+                   "(repeatable; VALUE is read as TOML when it is one, else as text).")
+@click.option("--credential", "credentials", metavar="KEY=VALUE", multiple=True,
+              help="With --check: a credential connect() receives (repeatable; never "
+                   "printed).")
+def plugins(as_json: bool, check: str | None, settings: tuple[str, ...],
+            credentials: tuple[str, ...]) -> None:
     """List the installed plugins: trackers and wrapper plugins, with their hooks.
 
     A plugin that fails to import or to register is listed as broken, with the reason; the
@@ -151,8 +158,10 @@ def plugins(as_json: bool, check: str | None) -> None:
     if check is not None:
         from ._check import check_command
 
-        check_command(check, as_json)
+        check_command(check, as_json, settings, credentials)
         return
+    if settings or credentials:
+        _fail("--setting and --credential go with --check NAME")
     described = describe_plugins(get_plugin_manager())
     if as_json:
         _echo_json([p.to_dict() for p in described])
