@@ -742,10 +742,10 @@ class TrackerConformance:
             self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
         """update_config adds keys to a submitted job's config; calling it twice is harmless."""
         async def body(hooks: Any, session: object) -> None:
-            job = await _call(hooks, "submit_job", session=session, run_id="conf0006",
-                              config=TrainingConfig(learning_rate=0.1, extra={"seed": 1}))
-            updated = TrainingConfig(learning_rate=0.1,
-                                     extra={"seed": 1, "model_type": "gpt2", "n_layer": 2})
+            job = await _call(hooks, "submit_job", session=session, run_id=_fresh_run_id(),
+                              config=_config(learning_rate=0.1, extra={"seed": 1}))
+            updated = _config(learning_rate=0.1,
+                              extra={"seed": 1, "model_type": "gpt2", "n_layer": 2})
             for _ in range(2):
                 await _call(hooks, "update_config", session=session, job_id=job, config=updated)
             if not self.supports_compare:
@@ -754,7 +754,8 @@ class TrackerConformance:
             config = dict(result.runs[0].config)
             expected = {"learning_rate": 0.1, "seed": 1, "model_type": "gpt2", "n_layer": 2}
             _expect(all(config.get(k) == v for k, v in expected.items()),
-                    f"after update_config the config must hold {expected}, got {config}")
+                    f"after update_config expected the config to hold {expected}, "
+                    f"found {config}")
 
         self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
 
@@ -765,17 +766,19 @@ class TrackerConformance:
         self._require("compare")
         tracker = self._tracker(plugin_manager, tmp_path, tracker_credentials, tracker_settings)
         try:
-            run = tracker.submit_job(TrainingConfig(extra={"seed": 3}))
+            run = tracker.submit_job(_config(extra={"seed": 3}))
             tracker.log_metrics(run, {"loss": 1.0}, step=0)
             tracker.update_config(run, {"hidden": 64, "optimizer": "adamw"})
             tracker.update_config(run, {"warmup": 10})
             tracker.log_metrics(run, {"loss": 0.5}, step=1)
             report = tracker.flush(timeout=60)
-            _expect(report.delivered, f"flush() must deliver everything: {report}")
+            _expect(report.delivered,
+                    f"expected flush() to deliver everything, found {report}")
             config = dict(tracker.compare_experiments([run])["runs"][0]["config"])
             expected = {"seed": 3, "hidden": 64, "optimizer": "adamw", "warmup": 10}
             _expect(all(config.get(k) == v for k, v in expected.items()),
-                    f"the tracker's config must be {expected} after two updates, got {config}")
+                    f"after two updates expected the tracker's config to hold {expected}, "
+                    f"found {config}")
         finally:
             tracker.disconnect()
 
@@ -852,7 +855,7 @@ class TrackerConformance:
                 plugin_manager=plugin_manager, batch_interval=0.2, ranks="all")
             await tracker.connect(tracker_credentials)
             try:
-                run = await tracker.submit_job(TrainingConfig(name="async"))
+                run = await tracker.submit_job(_config(name="async"))
                 for step in range(5):
                     await tracker.log_metrics(run, {"loss": 1.0 / (step + 1)}, step=step)
                 report = await tracker.flush(timeout=60)
@@ -885,7 +888,7 @@ class TrackerConformance:
             tracker = self._tracker(plugin_manager, Path(data_dir), tracker_credentials,
                                     tracker_settings)
             try:
-                run = tracker.submit_job(TrainingConfig(name="property"))
+                run = tracker.submit_job(_config(name="property"))
                 for step, row in enumerate(rows):
                     tracker.log_metrics(run, row, step=step)
                     if flush_every and step % flush_every == 0:
@@ -909,7 +912,7 @@ class TrackerConformance:
         """disconnect() without flush() delivers every record, then marks the run finished."""
         self._require("history")
         tracker = self._tracker(plugin_manager, tmp_path, tracker_credentials, tracker_settings)
-        run = tracker.submit_job(TrainingConfig())
+        run = tracker.submit_job(_config())
         for step in range(321):
             tracker.log_metrics(run, {"loss": 1.0 / (step + 1)}, step=step)
         report = tracker.disconnect()
@@ -940,7 +943,7 @@ class TrackerConformance:
         plugin_manager.register(injector, name="conformance-faults")
 
         async def scenario(engine: Any, loop: Any) -> list[dict[str, Any]]:
-            run = await engine.submit(TrainingConfig(), None)
+            run = await engine.submit(_config(), None)
             for step in range(rows):
                 engine.log(run, {"i": step}, step)
                 if step % 97 == 0:
@@ -998,7 +1001,7 @@ class TrackerConformance:
 
         async def scenario(engine: Any, loop: Any) -> tuple[str, list[dict[str, Any]], float]:
             clock.append(loop.time)
-            run = await engine.submit(TrainingConfig(), None)
+            run = await engine.submit(_config(), None)
             origin = loop.time()
             for index, at in enumerate(times):
                 await asyncio.sleep(max(0.0, origin + at - loop.time()))
