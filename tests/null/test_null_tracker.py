@@ -240,15 +240,18 @@ def test_reserved_metric_name_is_permanent_error(session: null.NullSession, job:
 
 def test_unknown_job_ids(session: null.NullSession) -> None:
     for bad in ("nosuchrun", "../etc", "a/b"):
-        with pytest.raises(UnknownJobError) as info:
+        # the delivery hooks: permanent (no retry creates the job), naming it
+        with pytest.raises(PermanentError, match="has no job") as info:
             null.log_metrics(session, bad, recs(0, 1))
-        assert info.value.job_id == bad
-        with pytest.raises(UnknownJobError):
+        assert repr(bad) in str(info.value)
+        with pytest.raises(PermanentError, match="has no job"):
+            null.finish_job(session, bad, JobStatus.FINISHED)
+        # the read hooks: UnknownJobError
+        with pytest.raises(UnknownJobError) as unknown:
             null.get_job_status(session, bad)
+        assert unknown.value.job_id == bad
         with pytest.raises(UnknownJobError):
             null.get_history(session, bad)
-        with pytest.raises(UnknownJobError):
-            null.finish_job(session, bad, JobStatus.FINISHED)
         with pytest.raises(UnknownJobError):
             null.upload_artifact(session, bad, Path(__file__), ArtifactSpec(name="x"))
     assert null.compare(session, ["nosuchrun"]).runs == []
