@@ -5,7 +5,11 @@ in-memory tracker registered on a fresh plugin manager, through random sequences
 logging, flushing, letting virtual time pass, injected retryable failures (before the
 tracker stored a batch, or after: a lost acknowledgement), process restarts (the engine is
 closed without finishing; a new one resumes the run with ``submit(run_id=...)``),
-disconnects, ``trackmux.sync`` and finishing runs.
+disconnects, ``trackmux.sync`` and finishing runs; and the process's life-cycle events:
+SIGTERM (every open run ends ``PREEMPTED`` with a bounded delivery, as the handler of
+``trackmux._lifecycle`` does, then the process is gone), a restart while the backend is
+down (the engine starts unconnected and connects in the background), and the tracker
+refusing one run for good (that run stops on the tracker, the others go on).
 
 Invariants:
 
@@ -37,7 +41,7 @@ from trackmux._engine import Engine
 from trackmux._plugins import get_plugin_manager, tracker_caller
 from trackmux._retry import Backoff
 from trackmux.testing import FaultInjector, VirtualTimeLoop
-from trackmux_spec import ConnectContext, MetricRecord, TrackerInfo, hookimpl
+from trackmux_spec import ConnectContext, MetricRecord, PermanentError, TrackerInfo, hookimpl
 
 NAME = "memory"
 
@@ -50,6 +54,8 @@ class MemoryTracker:
         self.status: dict[str, JobStatus] = {}
         self.violations: list[str] = []
         self.resent = 0
+        self.down = 0  # connection attempts still to refuse (the backend is down)
+        self.refused: set[str] = set()  # runs refused for good (PermanentError)
 
     @hookimpl
     def tracker_info(self) -> TrackerInfo:
@@ -57,6 +63,9 @@ class MemoryTracker:
 
     @hookimpl
     def connect(self, credentials: Any, context: ConnectContext) -> object:
+        if self.down > 0:
+            self.down -= 1
+            raise ConnectionError("the backend is down")
         return self
 
     @hookimpl
@@ -71,6 +80,8 @@ class MemoryTracker:
 
     @hookimpl
     def log_metrics(self, session: object, job_id: str, records: Sequence[MetricRecord]) -> None:
+        if job_id in self.refused:
+            raise PermanentError(f"run {job_id} refused")
         stored = self.rows.get(job_id)
         if stored is None:
             self.violations.append(f"log_metrics for unknown job {job_id}")
@@ -136,6 +147,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.engine: Engine | None = None
         self.logged: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self.finished: set[str] = set()
+        self.final: dict[str, JobStatus] = {}
         self.counter = 0
         self._start_engine()
 
@@ -148,7 +160,7 @@ class EngineMachine(RuleBasedStateMachine):
         engine = Engine(self.pm, [tracker_caller(self.pm, NAME)], self.data_dir,
                         blocking="inline", batch_size=20, batch_interval=2.0,
                         backoff=Backoff(rng=random.Random(0)))
-        self._run(engine.start({}))
+        self._run(engine.start({}, retry_unreachable=True))
         self.engine = engine
         for run_id in self.logged:  # a restarted process resumes its runs by id
             if run_id not in self.finished:
@@ -160,13 +172,28 @@ class EngineMachine(RuleBasedStateMachine):
         self.engine = None
         return report
 
-    def _assert_all_delivered(self) -> None:
+    def _stopped_runs(self) -> set[str]:
+        """Runs the tracker refused for good in this engine's session (they wait for sync)."""
+        if self.engine is None or NAME not in self.engine.workers:
+            return set()
+        lanes = self.engine.workers[NAME].lanes
+        return {run_id for run_id, lane in lanes.items() if lane.failed is not None}
+
+    @staticmethod
+    def _stopped(report: trackmux.DeliveryReport) -> set[str]:
+        return {run for status in report.trackers for run in status.failed_runs}
+
+    def _assert_all_delivered(self, but: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         for run_id, rows in self.logged.items():
+            if run_id in but:
+                continue
             assert self.tracker.rows.get(run_id, []) == rows, (
                 f"{run_id}: {len(self.tracker.rows.get(run_id, []))} stored of {len(rows)}")
 
     def _sync(self) -> trackmux.SyncReport:
         faults, self.faults.count = self.faults.count, 0  # sync runs in real time: no faults
+        self.tracker.refused.clear()  # the cause of a refusal was fixed before syncing
+        self.tracker.down = 0
         try:
             return trackmux.sync(tracker=NAME, data_dir=self.data_dir, plugin_manager=self.pm,
                                  timeout=30)
@@ -209,8 +236,9 @@ class EngineMachine(RuleBasedStateMachine):
     def flush(self) -> None:
         assert self.engine is not None
         report = self._run(self.engine.flush())
-        assert report.delivered, str(report)
-        self._assert_all_delivered()
+        stopped = self._stopped(report)
+        assert report.delivered or stopped, str(report)
+        self._assert_all_delivered(but=stopped | self.tracker.refused)
 
     @rule(wait=st.sampled_from([0.0, 0.5, 3.0]))
     def restart_process(self, wait: float) -> None:
@@ -222,8 +250,36 @@ class EngineMachine(RuleBasedStateMachine):
     def disconnect_and_reconnect(self) -> None:
         """Close with an unbounded wait: everything is delivered before it returns."""
         report = self._stop_engine(None)
-        assert report.delivered, str(report)
-        self._assert_all_delivered()
+        stopped = self._stopped(report)
+        assert report.delivered or stopped, str(report)
+        self._assert_all_delivered(but=stopped | self.tracker.refused)
+        self._start_engine()
+
+    @rule(attempts=st.integers(min_value=1, max_value=4))
+    def restart_while_the_backend_is_down(self, attempts: int) -> None:
+        """A new process whose tracker cannot connect for ``attempts`` tries: it starts
+        anyway, journals, and connects in the background."""
+        self._stop_engine(0)
+        self.tracker.down = attempts
+        self._start_engine()
+
+    @precondition(lambda self: any(r not in self.finished for r in self.logged))
+    @rule(data=st.data())
+    def refuse_a_run_for_good(self, data: st.DataObject) -> None:
+        run_id = data.draw(st.sampled_from([r for r in self.logged if r not in self.finished]))
+        self.tracker.refused.add(run_id)
+
+    @rule()
+    def sigterm(self) -> None:
+        """SIGTERM: every open run ends PREEMPTED at once (journaled), delivery is bounded,
+        and the process is gone; a new one starts."""
+        assert self.engine is not None
+        open_runs = [r for r in self.logged if r not in self.finished]
+        for run_id in open_runs:
+            self._run(self.engine.finish(run_id, JobStatus.PREEMPTED, 0))
+            self.finished.add(run_id)
+            self.final[run_id] = JobStatus.PREEMPTED
+        self._stop_engine(5.0)
         self._start_engine()
 
     @rule()
@@ -243,6 +299,9 @@ class EngineMachine(RuleBasedStateMachine):
                                            if r not in self.finished]))
         self._run(self.engine.finish(run_id, JobStatus.FINISHED, None))
         self.finished.add(run_id)
+        self.final[run_id] = JobStatus.FINISHED
+        if run_id in self._stopped_runs() | self.tracker.refused:
+            return  # delivered by sync at the end
         assert self.tracker.rows[run_id] == self.logged[run_id]
         assert self.tracker.status[run_id] == JobStatus.FINISHED
 
@@ -265,6 +324,8 @@ class EngineMachine(RuleBasedStateMachine):
             report = self._sync()  # what was accepted is journaled: sync delivers it all
             assert report.ok, report
             self._assert_all_delivered()
+            for run_id, status in self.final.items():
+                assert self.tracker.status[run_id] == status, run_id
             assert self.tracker.violations == []
         finally:
             self.loop.close()

@@ -73,6 +73,10 @@ class _EngineThread:
 class _TrackerBase:
     """What both APIs share: configuration, the engine, its thread, argument checking."""
 
+    #: A tracker whose backend is down at ``connect()`` starts anyway and connects in the
+    #: background (records are journaled meanwhile). ``False`` raises ``ConnectionError``.
+    _retry_unreachable = True
+
     def __init__(
         self,
         trackers: Sequence[str] | str | None = None,
@@ -139,7 +143,7 @@ class _TrackerBase:
         return self._ensure_thread().submit(coro).result(timeout)
 
     async def _connect(self, credentials: Mapping[str, Any] | None) -> None:
-        await self._engine.start(credentials)
+        await self._engine.start(credentials, retry_unreachable=self._retry_unreachable)
 
     def _after_connect(self) -> None:
         self._connected = True
@@ -290,6 +294,7 @@ class _TrackerBase:
         if not self._connected:
             raise TrackerClosedError("connect() first")
         worker = engine.worker(tracker)
+        worker.check_connected()
         caller = worker.hooks.caller("get_run_url")
         return str(caller(session=worker.session, job_id=engine.job_id_for(worker, job_id)))
 

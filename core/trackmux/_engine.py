@@ -78,6 +78,10 @@ _RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 #: resolution early; without a tolerance a worker could wake just before its due time forever).
 _EPSILON = 1e-3
 
+#: Seconds a tracker's first connection attempt may take before the tracker starts
+#: unconnected and goes on connecting in the background (``start(retry_unreachable=True)``).
+CONNECT_WAIT = 10.0
+
 
 def new_run_id() -> str:
     """A fresh run id: 8 characters of ``[a-z0-9]`` (the format W&B generates)."""
@@ -116,7 +120,7 @@ class TrackerStatus:
     """How far one tracker's delivery has come."""
 
     name: str
-    state: str  # "ok", "retrying", "failed", "closed"
+    state: str  # "ok", "retrying", "connecting", "failed" (the tracker, or all its runs)
     pending: int
     behind_seconds: float
     error: str | None = None
@@ -124,6 +128,8 @@ class TrackerStatus:
     artifacts_pending: int = 0
     #: One line per artifact the tracker refused for good: ``"<artifact id>: <error>"``.
     artifact_errors: list[str] = field(factory=list)
+    #: Runs this tracker refused for good (run id: error); the others go on.
+    failed_runs: dict[str, str] = field(factory=dict)
 
 
 @define
@@ -150,6 +156,9 @@ class DeliveryReport:
                 text += f" - {status.error}"
             for error in status.artifact_errors:
                 text += f" - artifact {error}"
+            for run_id, error in status.failed_runs.items():
+                if error != status.error:
+                    text += f"; run {run_id} stopped - {error}"
             parts.append(text)
         return "; ".join(parts)
 
@@ -209,6 +218,7 @@ class _Lane:
         self.flush_until = 0
         self.finished = False
         self.config_version = 0  # the config version this tracker stored
+        self.failed: str | None = None  # this tracker refused the run for good
         #: index -> mark of the artifacts this tracker holds (persisted in the journal)
         self.artifact_marks: dict[int, dict[str, Any]] = {}
         #: index -> error of the artifacts this tracker refused in this session
@@ -233,6 +243,8 @@ class _Worker:
         self.hooks = hooks
         self.info = info
         self.session: object = None
+        self.connected = False
+        self.connect_args: dict[str, Any] = {}  # credentials and context, for reconnecting
         self.lanes: dict[str, _Lane] = {}
         self.state = "ok"
         self.error: str | None = None
@@ -275,6 +287,8 @@ class _Worker:
         lane.job_id = run.journal.tracker_job(self.name)
         lane.config_version = run.journal.tracker_config_version(self.name)
         lane.submit_waiter = self.engine.loop.create_future()
+        if not self.connected:  # connecting in the background: submitted once connected
+            lane.submit_waiter.set_result(None)
         self.lanes[run.run_id] = lane
         self.wake.set()
         return lane
@@ -302,14 +316,19 @@ class _Worker:
                     pending += 1
                 if index in lane.artifact_failed:
                     errors.append(f"{entry['id']}: {lane.artifact_failed[index]}")
+        failed_runs = {run_id: lane.failed for run_id, lane in self.lanes.items() if lane.failed}
+        state, error = self.state, self.error
+        if failed_runs and len(failed_runs) == len(self.lanes) and state == "ok":
+            state, error = "failed", list(failed_runs.values())[-1]
         return TrackerStatus(
             self.name,
-            self.state,
+            state,
             self.total_pending(),
             self.behind_seconds(now),
-            self.error,
+            error,
             pending,
             errors,
+            failed_runs,
         )
 
     # -- the loop ---------------------------------------------------------------------
@@ -321,7 +340,7 @@ class _Worker:
             if self.retry_at > now + _EPSILON:
                 await self._wait(self.retry_at - now)
                 continue
-            action, due = self._next_action(now)
+            action, lane, due = self._next_action(now)
             if action is None:
                 if self.stopping:
                     return
@@ -334,14 +353,14 @@ class _Worker:
             except (ConnectionError, TimeoutError) as exc:
                 self._retry_later(exc, None)
             except PermanentError as exc:
-                self._fail(exc)
+                self._fail(exc, lane)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 logger.exception("tracker %r raised an unexpected error", self.name)
-                self._fail(exc)
+                self._fail(exc, lane)
             else:
-                if self.attempt:
+                if self.attempt and lane is not None:
                     logger.info(
                         "tracker %r recovered after %d failed attempts", self.name, self.attempt
                     )
@@ -374,6 +393,11 @@ class _Worker:
         self.state = "retrying"
         self.error = f"{type(exc).__name__}: {exc}"
         self.retry_at = self.engine.loop.time() + delay
+        if not self.connected:  # the user was told once, when the tracker started
+            self.state = "connecting"
+            logger.debug("tracker %r: cannot connect yet: %s; retrying in %.1f s", self.name,
+                         self.error, delay)
+            return
         log = logger.warning if self.attempt in (1, 5) or self.attempt % 20 == 0 else logger.debug
         log(
             "tracker %r: %s; attempt %d, retrying in %.1f s",
@@ -383,7 +407,10 @@ class _Worker:
             delay,
         )
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, lane: _Lane | None = None) -> None:
+        if lane is not None:
+            self._fail_run(exc, lane)
+            return
         self.state = "failed"
         self.error = f"{type(exc).__name__}: {exc}"
         for lane in self.lanes.values():
@@ -400,15 +427,56 @@ class _Worker:
             self.name,
         )
 
-    def _next_action(self, now: float) -> tuple[Callable[[], Any] | None, float | None]:
+    def _fail_run(self, exc: BaseException, lane: _Lane) -> None:
+        """Stop delivering one run to this tracker; the tracker goes on with the others."""
+        lane.failed = f"{type(exc).__name__}: {exc}"
+        lane.in_flight = None
+        if lane.reader is not None:
+            lane.reader.close()
+            lane.reader = None
+        waiter = lane.submit_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+            waiter.exception()  # mark retrieved; the caller may not wait
+        logger.error(
+            "tracker %r stopped delivering run %r: %s. The tracker goes on with the other "
+            "runs, and nothing is lost: the run's records stay in the journal; deliver them "
+            "later with `trackmux sync %s --tracker %s`.",
+            self.name,
+            lane.run.run_id,
+            lane.failed,
+            lane.run.run_id,
+            self.name,
+        )
+
+    async def _connect(self) -> None:
+        """Connect in the background (the backend was down when the tracker started)."""
+        try:
+            self.session = await self.call("connect", **self.connect_args)
+        except ValueError as exc:  # the backend is back and refuses the credentials
+            raise PermanentError(f"{exc}") from exc
+        self.connected = True
+        logger.warning(
+            "tracker %r connected after %d attempts; it now receives what the journal holds",
+            self.name,
+            self.attempt + 1,
+        )
+
+    def _next_action(
+        self, now: float
+    ) -> tuple[Callable[[], Any] | None, _Lane | None, float | None]:
         engine = self.engine
         soonest: float | None = None
+        if not self.connected:
+            return self._connect, None, None
         for lane in self.lanes.values():
+            if lane.failed is not None:
+                continue
             if not lane.submitted:
-                return partial(self._submit, lane), None
+                return partial(self._submit, lane), lane, None
             run = lane.run
             if lane.config_version < run.config_version:
-                return partial(self._update_config, lane), None
+                return partial(self._update_config, lane), lane, None
             pending = self.pending(lane)
             if pending:
                 if (
@@ -417,14 +485,14 @@ class _Worker:
                     or self.stopping
                     or run.final_status is not None
                 ):
-                    return partial(self._send, lane), None
+                    return partial(self._send, lane), lane, None
                 oldest = run.committed_at(lane.cursor[0], now)
                 due = oldest + engine.batch_interval
                 if pending >= engine.batch_size:
                     due = now
                 due = max(due, lane.last_send + self.info.min_batch_interval)
                 if due <= now + _EPSILON:
-                    return partial(self._send, lane), None
+                    return partial(self._send, lane), lane, None
                 soonest = due if soonest is None else min(soonest, due)
             elif (
                 run.final_status is not None
@@ -432,13 +500,13 @@ class _Worker:
                 and run.committed >= run.next_seq
                 and lane.artifacts_done()
             ):
-                return partial(self._finish, lane), None
+                return partial(self._finish, lane), lane, None
             elif self.info.heartbeat_interval and run.final_status is None and not self.stopping:
                 due = lane.last_send + self.info.heartbeat_interval
                 if due <= now + _EPSILON:
-                    return partial(self._heartbeat, lane), None
+                    return partial(self._heartbeat, lane), lane, None
                 soonest = due if soonest is None else min(soonest, due)
-        return None, soonest
+        return None, None, soonest
 
     async def _heartbeat(self, lane: _Lane) -> None:
         lane.last_send = self.engine.loop.time()
@@ -522,7 +590,7 @@ class _Worker:
         (``after_seq``); records logged after it are not held back by its upload.
         """
         for lane in self.lanes.values():
-            if not lane.submitted:
+            if not lane.submitted or lane.failed is not None:
                 continue
             run = lane.run
             for entry in run.artifacts:
@@ -631,6 +699,14 @@ class _Worker:
             self.name,
         )
 
+    def check_connected(self) -> None:
+        """Raise ``ConnectionError`` if the tracker is still connecting in the background."""
+        if not self.connected:
+            raise ConnectionError(
+                f"tracker {self.name!r} is not connected yet ({self.error}); trackmux keeps "
+                f"retrying in the background"
+            )
+
     def close_readers(self) -> None:
         for lane in self.lanes.values():
             if lane.reader is not None:
@@ -702,11 +778,18 @@ class Engine:
 
     # -- life cycle (on the loop) ---------------------------------------------------------
 
-    async def start(self, credentials: Mapping[str, Any] | None) -> None:
+    async def start(
+        self, credentials: Mapping[str, Any] | None, *, retry_unreachable: bool = False
+    ) -> None:
         """Connect every tracker (concurrently) and start its worker.
 
+        :param retry_unreachable: a tracker whose backend cannot be reached (or does not
+            answer within :data:`CONNECT_WAIT` seconds) starts anyway: its runs are
+            journaled and it connects in the background, with backoff, telling the user
+            once. Without it (``trackmux sync``, the reference ``WandBConnector``), that is
+            a ``ConnectionError``.
         :raises ValueError: a tracker rejected the credentials.
-        :raises ConnectionError: a tracker's backend cannot be reached.
+        :raises ConnectionError: a tracker's backend cannot be reached (see above).
         """
         self.loop = asyncio.get_running_loop()
         self._progress = asyncio.Event()
@@ -727,11 +810,21 @@ class Engine:
                 settings=self.tracker_settings.get(worker.name, {}),
             )
             given = creds.get(worker.name, {}) if per_tracker else creds
-            worker.session = await worker.call("connect", credentials=given, context=context)
+            worker.connect_args = {"credentials": given, "context": context}
+            if retry_unreachable:
+                async with asyncio.timeout(CONNECT_WAIT):
+                    worker.session = await worker.call("connect", **worker.connect_args)
+            else:
+                worker.session = await worker.call("connect", **worker.connect_args)
+            worker.connected = True
 
         results = await asyncio.gather(*(connect(w) for w in workers), return_exceptions=True)
         for worker, result in zip(workers, results, strict=True):
-            if isinstance(result, BaseException):
+            if retry_unreachable and isinstance(
+                result, RetryableError | ConnectionError | TimeoutError
+            ):
+                self._connect_later(worker, result)
+            elif isinstance(result, BaseException):
                 for other, other_result in zip(workers, results, strict=True):
                     if not isinstance(other_result, BaseException):
                         with contextlib.suppress(Exception):
@@ -749,6 +842,27 @@ class Engine:
                 worker.run_artifacts(), name=f"trackmux-{worker.name}-artifacts"
             )
 
+    def _connect_later(self, worker: _Worker, exc: BaseException) -> None:
+        """``worker``'s backend is down: it starts unconnected and retries in the background."""
+        worker.state = "connecting"
+        worker.error = (
+            f"{type(exc).__name__}: {exc}"
+            if str(exc)
+            else f"{type(exc).__name__}: no answer within {CONNECT_WAIT:.0f} s"
+        )
+        worker.retry_at = self.loop.time() + self.backoff.delay(0, None)
+        worker.attempt = 1
+        logger.warning(
+            "tracker %r cannot reach its backend (%s). trackmux goes on: every record is "
+            "journaled, the other trackers receive theirs, and %r is retried in the "
+            "background (it gets everything once connected). If it never connects, "
+            "`trackmux sync RUN --tracker %s` delivers later.",
+            worker.name,
+            worker.error,
+            worker.name,
+            worker.name,
+        )
+
     async def close(self, timeout: float | None) -> DeliveryReport:
         """Deliver what can be delivered within ``timeout`` seconds, then release everything."""
         report = await self.flush(timeout)
@@ -762,8 +876,9 @@ class Engine:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
-            with contextlib.suppress(Exception):
-                await worker.call("disconnect", session=worker.session)
+            if worker.connected:
+                with contextlib.suppress(Exception):
+                    await worker.call("disconnect", session=worker.session)
             worker.close_readers()
             worker.runner.close()
             if worker._artifact_runner is not None:
@@ -1139,11 +1254,15 @@ class Engine:
                     continue
                 for run in runs:
                     lane = worker.lanes.get(run.run_id)
-                    if lane is not None and (
-                        not lane.submitted
-                        or lane.cursor[0] < lane.flush_until
-                        or lane.config_version < run.config_version
-                        or not lane.artifacts_done(artifacts[run.run_id])
+                    if (
+                        lane is not None
+                        and lane.failed is None
+                        and (
+                            not lane.submitted
+                            or lane.cursor[0] < lane.flush_until
+                            or lane.config_version < run.config_version
+                            or not lane.artifacts_done(artifacts[run.run_id])
+                        )
                     ):
                         return False
             return True
@@ -1168,6 +1287,7 @@ class Engine:
                 worker.state == "failed"
                 or run_id not in worker.lanes
                 or worker.lanes[run_id].finished
+                or worker.lanes[run_id].failed is not None
                 for worker in self.workers.values()
             )
 
@@ -1206,6 +1326,7 @@ class Engine:
 
     def job_id_for(self, worker: _Worker, run_id: str) -> str:
         """The job id ``worker``'s tracker knows ``run_id`` by."""
+        worker.check_connected()
         lane = worker.lanes.get(run_id)
         if lane is not None and lane.job_id is not None:
             return lane.job_id
@@ -1222,4 +1343,5 @@ class Engine:
         """Call ``hook`` of one tracker with its session."""
         self._check_open()
         worker = self.worker(tracker)
+        worker.check_connected()
         return await worker.call(hook, session=worker.session, **kwargs)

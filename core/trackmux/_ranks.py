@@ -148,8 +148,12 @@ class _SilentWorker:
         self.name = name
         self.state = "ok"
         self.session: object = None
+        self.connected = True
         self.hooks = self
         self._engine = engine
+
+    def check_connected(self) -> None:
+        """Always connected: nothing to connect to."""
 
     def caller(self, hook: str) -> Callable[..., Any]:
         """``get_run_url``: an empty string (there is no run to look at)."""
@@ -198,7 +202,9 @@ class SilentEngine:
         self._lock = threading.Lock()
         self._closed = False
 
-    async def start(self, credentials: Mapping[str, Any] | None) -> None:
+    async def start(
+        self, credentials: Mapping[str, Any] | None, *, retry_unreachable: bool = False
+    ) -> None:
         """Nothing to connect."""
 
     async def submit(self, config: TrainingConfig, run_id: str | None) -> str:

@@ -159,8 +159,8 @@ def _sync_run(
         return (
             lane.cursor[0],
             run.next_seq,
-            worker.state,
-            worker.error,
+            "failed" if lane.failed else worker.state,
+            lane.failed or worker.error,
             lane.finished or run.final_status is None,
             len(lane.artifact_marks),
             [e for e in status.artifact_errors if e.startswith(f"{run_id}:")],

@@ -24,7 +24,12 @@ class WandBConnector(trackmux.AsyncTracker):
 
     Every keyword argument of :class:`trackmux.AsyncTracker` except ``trackers`` passes
     through (``data_dir``, ``settings={"wandb": {...}}``, ``batch_size``, ...).
+
+    Unlike ``AsyncTracker``, ``connect()`` raises ``ConnectionError`` when W&B cannot be
+    reached, as the reference document says.
     """
+
+    _retry_unreachable = False
 
     def __init__(self, **kwargs: Any) -> None:
         if "trackers" in kwargs:
