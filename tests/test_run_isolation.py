@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from memory_tracker import MemoryTracker
-
 import trackmux
+from memory_tracker import MemoryTracker
 from trackmux import JobStatus, PermanentError
 from trackmux_spec import hookimpl
 
