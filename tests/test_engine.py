@@ -122,7 +122,8 @@ def test_context_manager_marks_the_run_failed_on_an_exception(tmp_path: Path) ->
     assert len(sink.values(run, "loss")) == 1
 
 
-def test_cancel_job_delivers_everything_then_marks_killed(tmp_path: Path) -> None:
+def test_cancel_job_delivers_everything_then_marks_the_run_finished(tmp_path: Path) -> None:
+    """The reference document ends every run with ``cancel_job`` ("Mark as finished")."""
     sink = MemoryTracker()
     pm = manager(sink=sink)
     with trackmux.Tracker(["sink"], data_dir=tmp_path, plugin_manager=pm) as tracker:
@@ -130,8 +131,41 @@ def test_cancel_job_delivers_everything_then_marks_killed(tmp_path: Path) -> Non
         for step in range(10):
             tracker.log_metrics(run, {"x": step}, step=step)
         tracker.cancel_job(run)
+        assert tracker.get_job_status(run) == JobStatus.FINISHED
+    assert sink.values(run, "x") == list(range(10))
+
+
+@pytest.mark.parametrize("status", [JobStatus.KILLED, "killed", JobStatus.CANCELLED])
+def test_finish_with_status_killed_delivers_everything_then_kills(tmp_path: Path, status) -> None:
+    sink = MemoryTracker()
+    pm = manager(sink=sink)
+    with trackmux.Tracker(["sink"], data_dir=tmp_path, plugin_manager=pm) as tracker:
+        run = tracker.submit_job()
+        for step in range(10):
+            tracker.log_metrics(run, {"x": step}, step=step)
+        tracker.finish(run, status=status)
         assert tracker.get_job_status(run) == JobStatus.KILLED
     assert sink.values(run, "x") == list(range(10))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"status": "running"}, "status must be one of FINISHED, FAILED, KILLED"),
+        ({"status": "crashed"}, "status must be one of"),
+        ({"status": "bogus"}, "'bogus'"),
+        ({"exit_code": 1, "status": "finished"}, "exit_code 1 contradicts status FINISHED"),
+    ],
+)
+def test_finish_refuses_a_status_that_is_not_a_final_choice(tmp_path: Path, kwargs, message):
+    sink = MemoryTracker()
+    pm = manager(sink=sink)
+    with trackmux.Tracker(["sink"], data_dir=tmp_path, plugin_manager=pm) as tracker:
+        run = tracker.submit_job()
+        with pytest.raises(ValueError, match=message):
+            tracker.finish(run, **kwargs)
+        tracker.log_metrics(run, {"x": 1})  # nothing changed: the run still takes metrics
+    assert sink.status[run] == JobStatus.FINISHED
 
 
 def test_an_unknown_tracker_names_the_installed_ones(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import pytest
 import trackmux
 from click.testing import CliRunner, Result
 from trackmux import _cli
+from trackmux._journal import RunJournal
 from trackmux_wandb.testing import FakeWandB
 
 PROJECT = "offline-sync"
@@ -116,6 +117,36 @@ def test_syncing_a_delivered_run_by_name_only_resumes_it(fake: FakeWandB, tmp_pa
     assert "RunResumeStatus" in [r.operation for r in fake.requests]
     assert fake.history(fake.entity, PROJECT, run) == before
     assert fake.run(fake.entity, PROJECT, run).state == "finished"
+
+
+def test_sync_counts_what_it_sent_not_what_the_tracker_already_held(
+        fake: FakeWandB, tmp_path: Path) -> None:
+    """W&B holds 1475 rows, the cursor says 300 (acknowledgements lost): 225 sent."""
+    data_dir = tmp_path / "data"
+    tracker = trackmux.Tracker(["wandb"], data_dir=data_dir, settings=wandb_settings(fake))
+    tracker.connect({"api_key": fake.api_key})
+    run = tracker.submit_job(project_name=PROJECT)
+    for k in range(1475):
+        tracker.log_metrics(run, {"i": k}, step=k)
+    assert tracker.disconnect().delivered
+    with trackmux.Tracker(["null"], data_dir=data_dir) as tracker:   # W&B not in the list
+        tracker.submit_job(run_id=run)
+        for k in range(1475, 1700):
+            tracker.log_metrics(run, {"i": k}, step=k)
+    journal = RunJournal.open(data_dir / "journal", run)
+    reader = journal.reader((0, 0))
+    _, at_300 = reader.read(300)
+    reader.close()
+    journal.write_cursor("wandb", at_300)
+    journal.close()
+    fake.clear_requests()
+
+    report = sync_to_fake(fake, data_dir, [run])
+
+    assert report.ok, report
+    assert [(r.total, r.already, r.delivered) for r in report.runs] == [(1700, 1475, 225)]
+    assert history_lines_sent(fake) == 225
+    assert steps_on(fake, run) == list(range(1700))
 
 
 CHILD = textwrap.dedent("""

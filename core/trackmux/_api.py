@@ -42,6 +42,9 @@ T = TypeVar("T")
 #: Seconds ``disconnect()`` (and interpreter exit) waits for delivery by default.
 DEFAULT_CLOSE_TIMEOUT = 30.0
 
+#: The states ``finish(status=...)`` accepts: the final states of the ``finish_job`` hook.
+_FINISH_STATUSES = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.KILLED, JobStatus.PREEMPTED)
+
 
 class _EngineThread:
     """An event loop running forever in a daemon thread."""
@@ -280,9 +283,12 @@ class _TrackerBase:
     async def _compare(self, job_ids: Sequence[str], tracker: str | None) -> dict[str, Any]:
         engine = self._engine
         worker = engine.worker(tracker)
-        jobs = [engine.job_id_for(worker, job) for job in job_ids]
-        comparison = await engine.call(worker.name, "compare", job_ids=jobs)
-        return comparison.to_dict()
+        jobs = {engine.job_id_for(worker, job): job for job in job_ids}
+        comparison = await engine.call(worker.name, "compare", job_ids=list(jobs))
+        result = comparison.to_dict()
+        for run in result["runs"]:  # the ids the caller knows, not the tracker's job ids
+            run["id"] = jobs.get(run["id"], run["id"])
+        return result
 
     async def _job_call(self, hook: str, job_id: str, tracker: str | None) -> Any:
         engine = self._engine
@@ -299,10 +305,21 @@ class _TrackerBase:
         return str(caller(session=worker.session, job_id=engine.job_id_for(worker, job_id)))
 
     @staticmethod
-    def _final(exit_code: int) -> JobStatus:
+    def _final(exit_code: int, status: JobStatus | str | None = None) -> JobStatus:
         if not isinstance(exit_code, int) or isinstance(exit_code, bool):
             raise TypeError(f"exit_code must be an integer, got {exit_code!r}")
-        return JobStatus.FINISHED if exit_code == 0 else JobStatus.FAILED
+        if status is None:
+            return JobStatus.FINISHED if exit_code == 0 else JobStatus.FAILED
+        try:
+            final = JobStatus(status)
+        except ValueError:
+            final = None
+        if final not in _FINISH_STATUSES:
+            allowed = ", ".join(s.name for s in _FINISH_STATUSES)
+            raise ValueError(f"status must be one of {allowed}, got {status!r}")
+        if exit_code != 0 and final is JobStatus.FINISHED:
+            raise ValueError(f"exit_code {exit_code} contradicts status FINISHED")
+        return final
 
 
 class AsyncTracker(_TrackerBase):
@@ -469,14 +486,26 @@ class AsyncTracker(_TrackerBase):
         return self._run_url(job_id, tracker)
 
     async def finish(
-        self, job_id: str, exit_code: int = 0, *, timeout: float | None = None
+        self,
+        job_id: str,
+        exit_code: int = 0,
+        *,
+        status: JobStatus | str | None = None,
+        timeout: float | None = None,
     ) -> DeliveryReport:
-        """End the run: deliver every record, then mark it finished (or failed if non-zero)."""
-        return await self._on_loop(self._engine.finish(job_id, self._final(exit_code), timeout))
+        """End the run: deliver every record, then mark it finished (or failed if non-zero).
+
+        ``status`` names the final state instead: ``JobStatus.KILLED`` (``"killed"``) stops
+        the run as the backend's stop button does (W&B: ``stopRun``, state ``killed``).
+        """
+        final = self._final(exit_code, status)
+        return await self._on_loop(self._engine.finish(job_id, final, timeout))
 
     async def cancel_job(self, job_id: str, *, timeout: float | None = None) -> DeliveryReport:
-        """Stop the run: every record already logged is still delivered; state ``KILLED``."""
-        return await self._on_loop(self._engine.finish(job_id, JobStatus.KILLED, timeout))
+        """End the run as the reference document does ("Mark as finished"): deliver every
+        record, then state ``FINISHED``. Kill a run with ``finish(job_id, status="killed")``.
+        """
+        return await self._on_loop(self._engine.finish(job_id, JobStatus.FINISHED, timeout))
 
     async def status(self) -> DeliveryReport:
         """Where every tracker's delivery stands, without waiting."""
@@ -603,14 +632,22 @@ class Tracker(_TrackerBase):
         return self._run_url(job_id, tracker)
 
     def finish(
-        self, job_id: str, exit_code: int = 0, *, timeout: float | None = None
+        self,
+        job_id: str,
+        exit_code: int = 0,
+        *,
+        status: JobStatus | str | None = None,
+        timeout: float | None = None,
     ) -> DeliveryReport:
-        """End the run: deliver every record, then mark it finished (or failed if non-zero)."""
-        return self._wait(self._engine.finish(job_id, self._final(exit_code), timeout))
+        """End the run: deliver every record, then mark it finished (or failed if non-zero);
+        ``status`` names the final state instead (see :meth:`AsyncTracker.finish`)."""
+        final = self._final(exit_code, status)
+        return self._wait(self._engine.finish(job_id, final, timeout))
 
     def cancel_job(self, job_id: str, *, timeout: float | None = None) -> DeliveryReport:
-        """Stop the run: every record already logged is still delivered; state ``KILLED``."""
-        return self._wait(self._engine.finish(job_id, JobStatus.KILLED, timeout))
+        """End the run as finished after delivering every record (the reference document's
+        "Mark as finished"); kill it with ``finish(job_id, status="killed")``."""
+        return self._wait(self._engine.finish(job_id, JobStatus.FINISHED, timeout))
 
     def status(self) -> DeliveryReport:
         """Where every tracker's delivery stands, without waiting."""

@@ -53,6 +53,7 @@ from trackmux_spec import (
     JobStatus,
     MetricRecord,
     PermanentError,
+    ResumePoint,
     RetryableError,
     TrackerClosedError,
     TrackerInfo,
@@ -113,6 +114,38 @@ def check_run_id(run_id: Any) -> str:
             f"got {run_id!r}"
         )
     return run_id
+
+
+def split_run_path(run_id: str, config: TrainingConfig) -> tuple[str, TrainingConfig]:
+    """A run path (``project/run_id``, ``entity/project/run_id``, or W&B's
+    ``entity/project/runs/run_id``) as the run id and a config naming its project and entity.
+
+    :raises ValueError: an empty part, too many parts, or a project or entity that differs
+        from the one ``config`` names.
+    """
+    if not isinstance(run_id, str) or "/" not in run_id:
+        return run_id, config
+    parts = run_id.split("/")
+    if len(parts) == 4 and parts[2] == "runs":
+        parts = [parts[0], parts[1], parts[3]]
+    if len(parts) > 3 or not all(parts):
+        raise ValueError(
+            f"run_id {run_id!r} is not a run id or a run path "
+            "(project/run_id or entity/project/run_id)"
+        )
+    entity = parts[0] if len(parts) == 3 else None
+    project = parts[-2]
+    changes: dict[str, str] = {}
+    for name, value in (("project_name", project), ("entity", entity)):
+        given = getattr(config, name)
+        if value is None:
+            continue
+        if given is not None and given != value:
+            raise ValueError(
+                f"run_id {run_id!r} names {name} {value!r}, but the config says {given!r}"
+            )
+        changes[name] = value
+    return parts[-1], attrs.evolve(config, **changes)
 
 
 @define
@@ -206,12 +239,17 @@ class _Run:
 class _Lane:
     """One run as seen by one tracker's worker."""
 
-    def __init__(self, run: _Run, cursor: Cursor) -> None:
+    def __init__(self, run: _Run, worker_name: str, cursor: Cursor) -> None:
         self.run = run
         self.job_id: str | None = None
         self.submitted = False
         self.submit_waiter: asyncio.Future[None] | None = None
         self.cursor = cursor
+        # added to each record's seq on delivery: the records the tracker held for this job
+        # before this journal first delivered to it (a run resumed on a fresh node)
+        self.seq_base = run.journal.tracker_seq_base(worker_name)
+        # records acknowledged by the tracker's resume point rather than sent
+        self.skipped = 0
         self.reader: RecordReader | None = None
         self.in_flight: tuple[list[MetricRecord], Cursor] | None = None
         self.last_send = float("-inf")
@@ -281,7 +319,7 @@ class _Worker:
     # -- runs -------------------------------------------------------------------------
 
     def add_run(self, run: _Run) -> _Lane:
-        lane = _Lane(run, run.journal.read_cursor(self.name))
+        lane = _Lane(run, self.name, run.journal.read_cursor(self.name))
         lane.finished = run.journal.tracker_finished(self.name)
         lane.artifact_marks = run.journal.artifact_marks(self.name)
         lane.job_id = run.journal.tracker_job(self.name)
@@ -519,6 +557,13 @@ class _Worker:
             job_id = await self.call(
                 "submit_job", session=self.session, run_id=run.run_id, config=run.config
             )
+            if not isinstance(job_id, str) or not job_id:
+                raise PermanentError(
+                    f"submit_job of tracker {self.name!r} returned {job_id!r}, not a job id"
+                )
+            point = None
+            if self.hooks.implements("resume_point"):
+                point = await self.call("resume_point", session=self.session, job_id=job_id)
         except BaseException as exc:
             if waiter is not None and not waiter.done():
                 if isinstance(exc, RetryableError | ConnectionError | TimeoutError):
@@ -527,12 +572,11 @@ class _Worker:
                     waiter.set_exception(exc)
                     waiter.exception()  # retrieved: the tracker's failure is logged by _fail
             raise
-        if not isinstance(job_id, str) or not job_id:
-            raise PermanentError(
-                f"submit_job of tracker {self.name!r} returned {job_id!r}, not a job id"
-            )
-        if lane.job_id != job_id:
-            run.journal.set_tracker_job(self.name, job_id)
+        first = run.journal.tracker_job(self.name) is None
+        if isinstance(point, ResumePoint):
+            self._resume_at(lane, point, first)
+        if lane.job_id != job_id or first:
+            run.journal.set_tracker_job(self.name, job_id, seq_base=lane.seq_base)
         lane.job_id = job_id
         lane.submitted = True
         lane.last_send = self.engine.loop.time()
@@ -556,6 +600,40 @@ class _Worker:
         lane.config_version = version
         run.journal.set_tracker_config_version(self.name, version)
 
+    def _resume_at(self, lane: _Lane, point: ResumePoint, first: bool) -> None:
+        """Line the lane up with what the tracker holds (see the ``resume_point`` hook).
+
+        A journal that never delivered to this job numbers its records after the job's
+        last one (``seq_base``). One that did skips what the tracker holds past the cursor
+        (an acknowledgement lost in a crash), so nothing is sent, or counted, twice.
+        """
+        run = lane.run
+        if first and lane.cursor[0] == 0:
+            lane.seq_base = point.next_seq
+            if point.next_seq:
+                logger.info(
+                    "run %r: tracker %r holds %d records of it; this journal's records follow",
+                    run.run_id,
+                    self.name,
+                    point.next_seq,
+                )
+        else:
+            held = min(point.next_seq - lane.seq_base, run.committed)
+            if held > lane.cursor[0]:
+                reader = run.journal.reader(lane.cursor)
+                try:
+                    records, after = reader.read(held - lane.cursor[0])
+                finally:
+                    reader.close()
+                lane.skipped += len(records)
+                lane.cursor = after
+                run.journal.write_cursor(self.name, after)
+                if lane.reader is not None:
+                    lane.reader.rewind(after)
+        if point.last_step is not None:
+            with self.engine._lock:
+                run.last_step = max(run.last_step, point.last_step)
+
     async def _send(self, lane: _Lane) -> None:
         if lane.in_flight is None:
             if lane.reader is None:
@@ -565,6 +643,9 @@ class _Worker:
             records, after = lane.reader.read(count)
             if not records:
                 return
+            if lane.seq_base:
+                for record in records:  # this tracker's own copies (MetricRecord docstring)
+                    record.seq += lane.seq_base
             lane.in_flight = (records, after)
         records, after = lane.in_flight
         lane.last_send = self.engine.loop.time()
@@ -909,6 +990,8 @@ class Engine:
         the training loop).
         """
         self._check_open()
+        if run_id is not None:
+            run_id, config = split_run_path(run_id, config)
         if run_id is None:
             while True:
                 run_id = new_run_id()
@@ -1331,8 +1414,10 @@ class Engine:
         if lane is not None and lane.job_id is not None:
             return lane.job_id
         if lane is None:
-            with contextlib.suppress(LookupError, ValueError, OSError):
-                job = RunJournal.peek(self.journal_root, run_id).tracker_job(worker.name)
+            with contextlib.suppress(LookupError, ValueError, TypeError, OSError):
+                job = RunJournal.peek(
+                    self.journal_root, check_run_id(run_id)
+                ).tracker_job(worker.name)
                 if job:
                     return job
         if lane is not None:

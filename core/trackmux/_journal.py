@@ -319,10 +319,19 @@ class RunJournal:
         entry = self.meta["trackers"].get(tracker)
         return None if entry is None else entry.get("job_id")
 
-    def set_tracker_job(self, tracker: str, job_id: str) -> None:
-        """Remember the job id ``tracker`` gave this run."""
-        self.meta["trackers"][tracker] = {"job_id": job_id}
+    def set_tracker_job(self, tracker: str, job_id: str, *, seq_base: int = 0) -> None:
+        """Remember the job id ``tracker`` gave this run, and the ``seq`` offset of this
+        journal's records on it (what the job held before; see ``resume_point``)."""
+        entry = self.meta["trackers"].setdefault(tracker, {})
+        if entry.get("job_id") != job_id:
+            entry.pop("finished", None)
+        entry.update(job_id=job_id, seq_base=seq_base)
         self.save_meta()
+
+    def tracker_seq_base(self, tracker: str) -> int:
+        """What ``tracker``'s job held before this journal delivered to it (0 if nothing)."""
+        entry = self.meta["trackers"].get(tracker) or {}
+        return int(entry.get("seq_base") or 0)
 
     def set_tracker_finished(self, tracker: str) -> None:
         """Remember that ``tracker`` was told the run's final state."""

@@ -2,10 +2,11 @@
 
 A run's journal keeps every record and, per tracker, a cursor of what that tracker
 acknowledged. Syncing a run to a tracker resumes the run there (``submit_job`` is
-idempotent: the W&B plugin adopts the server's line counts from its resume-status query),
-sends everything after the cursor, and, if the run had ended, tells the tracker its final
-state. Records the tracker already holds (a lost acknowledgement) are skipped by the tracker
-itself through their ``seq``, so syncing twice changes nothing.
+idempotent), asks it where the run ends (the ``resume_point`` hook), sends everything after
+both that and the cursor, and, if the run had ended, tells the tracker its final state.
+Records the tracker already holds (a lost acknowledgement) are counted as already there,
+not as sent; a tracker without ``resume_point`` skips them itself through their ``seq``, so
+syncing twice changes nothing.
 
 Artifacts go the same way: every journaled artifact the tracker does not hold (by its
 delivery marks) is uploaded from trackmux's artifact store, with its stable key, so a
@@ -151,7 +152,7 @@ def _sync_run(
     except Exception as exc:  # the tracker refused the run (permanent error)
         return RunSync(run_id, 0, 0, 0, False, "failed", f"{type(exc).__name__}: {exc}")
 
-    async def progress_of() -> tuple[int, int, str, str | None, bool, int, list[str]]:
+    async def progress_of() -> tuple[int, int, str, str | None, bool, int, list[str], int]:
         worker = engine.workers[tracker]
         run = engine.runs[run_id]
         lane = worker.lanes[run_id]
@@ -164,6 +165,7 @@ def _sync_run(
             lane.finished or run.final_status is None,
             len(lane.artifact_marks),
             [e for e in status.artifact_errors if e.startswith(f"{run_id}:")],
+            lane.skipped,
         )
 
     done_event = threading.Event()
@@ -183,11 +185,13 @@ def _sync_run(
             delivered, total, *_ = thread.submit(progress_of()).result()
             progress(run_id, delivered, total)
     future.result()
-    delivered, total, state, error, finished, artifacts_held, refused = thread.submit(
+    delivered, total, state, error, finished, artifacts_held, refused, skipped = thread.submit(
         progress_of()
     ).result()
     if progress is not None:
         progress(run_id, delivered, total)
+    # records the tracker reported holding (resume_point) were already there, not sent
+    already += skipped
     artifacts_total = len(engine.runs[run_id].artifacts)
     artifacts_new = artifacts_held - artifacts_before
     if state == "failed" or refused:

@@ -20,6 +20,7 @@ __all__ = [
     "JobStatus",
     "MetricRecord",
     "MetricValue",
+    "ResumePoint",
     "RunSummary",
     "TrackerInfo",
     "TrainingConfig",
@@ -191,7 +192,9 @@ def _config_mapping(value: Any) -> dict[str, Any]:
 
 
 #: Fields of :class:`TrainingConfig` that describe the run rather than its hyperparameters.
-_RUN_METADATA = ("name", "tags", "notes", "group", "job_type", "project_name", "extra")
+_RUN_METADATA = (
+    "name", "tags", "notes", "group", "job_type", "project_name", "entity", "extra"
+)
 
 
 @define(frozen=True, kw_only=True)
@@ -199,7 +202,8 @@ class TrainingConfig:
     """What a run trains and how; every field is optional.
 
     The fields of the reference document's example come first, then the run's metadata
-    (``name``, ``tags``, ``notes``, ``group``, ``job_type``), then ``extra``: free-form
+    (``name``, ``tags``, ``notes``, ``group``, ``job_type``, and ``entity``: the team or
+    user that owns ``project_name``, for backends that have one), then ``extra``: free-form
     configuration for anything else a training script wants recorded, as
     ``wandb.init(config=...)`` takes it (numpy values, paths, enums, dataclasses, nested
     dicts...: see :mod:`trackmux_spec._config_values`), stored as JSON-ready data. Backends
@@ -230,6 +234,7 @@ class TrainingConfig:
     notes: str | None = field(default=None, converter=_text("notes"))
     group: str | None = field(default=None, converter=_text("group"))
     job_type: str | None = field(default=None, converter=_text("job_type"))
+    entity: str | None = field(default=None, converter=_text("entity"))
     extra: Mapping[str, Any] = field(factory=dict, converter=_config_mapping)
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -335,6 +340,21 @@ class MetricRecord:
     step: int
     timestamp: float
     values: Mapping[str, MetricValue]
+
+
+@define(frozen=True, kw_only=True)
+class ResumePoint:
+    """Where a job ends on its backend: what the ``resume_point`` hook reports.
+
+    :param next_seq: the job holds every record with a ``seq`` below this (0: none).
+    :param last_step: the step of the job's last stored record, ``None`` if it has none.
+    """
+
+    next_seq: int = field(default=0, validator=attrs.validators.and_(
+        attrs.validators.instance_of(int), attrs.validators.ge(0)))
+    last_step: int | None = field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(int))
+    )
 
 
 @define(frozen=True, kw_only=True)

@@ -1,4 +1,4 @@
-"""The tracker conformance suite, version 1: what every tracker plugin must pass.
+"""The tracker conformance suite, version 2: what every tracker plugin must pass.
 
 Use it from your plugin's tests (it is opt-in: nothing loads it into other pytest runs)::
 
@@ -50,9 +50,10 @@ its contract (see :mod:`trackmux_spec.hookspecs`); and, through trackmux's own e
 delivery properties the reference document promises: every accepted record arrives exactly
 once and in order, ``flush()`` and ``disconnect()`` deliver everything, transient failures
 (injected by a pluggy wrapper, before the call or after it with the acknowledgement lost)
-lose and duplicate nothing, and every record is delivered within 30 seconds of being logged
-while failures clear within 15 seconds, proven on a virtual clock. Each failure says what
-was expected and what was found.
+lose and duplicate nothing, a run resumed from a journal that does not hold it (a fresh node)
+continues after what the backend holds, and every record is delivered within 30 seconds of
+being logged while failures clear within 15 seconds, proven on a virtual clock. Each
+failure says what was expected and what was found.
 
 Safe to run again and again against a store that persists: every run the suite submits has
 a fresh run id and the tag :data:`SUITE_TAG`, and runs a test leaves open are finished when
@@ -75,6 +76,7 @@ import asyncio
 import inspect
 import math
 import secrets
+import shutil
 import string
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
@@ -92,6 +94,7 @@ from . import (
     JobStatus,
     MetricRecord,
     PermanentError,
+    ResumePoint,
     TrackerInfo,
     TrainingConfig,
     UnknownJobError,
@@ -101,7 +104,8 @@ from . import (
 
 __all__ = ["SUITE_TAG", "SUITE_VERSION", "TrackerConformance", "overridden"]
 
-SUITE_VERSION = 2
+#: 3: ``resume_point`` is required; a run resumed on a fresh journal loses and repeats nothing.
+SUITE_VERSION = 3
 
 #: Bounded Hypothesis runs: 12 examples; no example database (nothing is written to
 #: ``.hypothesis/``, and every run of the suite starts afresh); no explain phase and no
@@ -645,6 +649,37 @@ class TrackerConformance:
 
         self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
 
+    def test_resume_point_counts_the_records_the_job_holds(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
+        """resume_point: nothing for a new job, then one past the last stored seq and its step,
+        unchanged by a resent batch; records continuing after it are stored."""
+
+        async def body(hooks: Any, session: object) -> None:
+            job = await _call(hooks, "submit_job", session=session, run_id=_fresh_run_id(),
+                              config=_config())
+            point = await _call(hooks, "resume_point", session=session, job_id=job)
+            _expect(isinstance(point, ResumePoint),
+                    f"resume_point must return a ResumePoint, got {point!r}")
+            _expect((point.next_seq, point.last_step) == (0, None),
+                    f"a new job holds nothing: expected next_seq 0 and no step, got {point!r}")
+            records = [MetricRecord(i, step, 1_700_000_000.0 + i, {"x": float(i)})
+                       for i, step in enumerate((0, 5, 7))]
+            await _call(hooks, "log_metrics", session=session, job_id=job, records=records)
+            await _call(hooks, "log_metrics", session=session, job_id=job, records=records[1:])
+            point = await _call(hooks, "resume_point", session=session, job_id=job)
+            _expect((point.next_seq, point.last_step) == (3, 7),
+                    f"after seq 0-2 (last step 7) expected next_seq 3, last_step 7, got {point!r}")
+            more = [MetricRecord(3, 8, 1_700_000_010.0, {"x": 3.0})]
+            await _call(hooks, "log_metrics", session=session, job_id=job, records=more)
+            point = await _call(hooks, "resume_point", session=session, job_id=job)
+            _expect(point.next_seq == 4, f"after seq 3 expected next_seq 4, got {point!r}")
+            if self.supports_history:
+                rows = await _call(hooks, "get_history", session=session, job_id=job)
+                _expect([row["x"] for row in rows] == [0.0, 1.0, 2.0, 3.0],
+                        f"expected x 0-3 once each, got {[row.get('x') for row in rows]}")
+
+        self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
+
     def test_get_job_status_of_an_unknown_job_raises_unknown_job_error(
             self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
         """An id the backend never saw raises UnknownJobError."""
@@ -926,6 +961,39 @@ class TrackerConformance:
         _expect(len(rows) == 321, f"expected 321 rows after disconnect, found {len(rows)}")
         _expect(status == JobStatus.FINISHED,
                 f"expected disconnect() to finish open runs (status finished), found {status!r}")
+
+    def test_resume_on_a_fresh_journal_skips_and_duplicates_nothing(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any,
+            tmp_path: Path) -> None:
+        """A run resumed by id from a journal that does not hold it (a job restarted on a
+        fresh node): its records follow the backend's, none skipped, none stored twice, and
+        a step left out continues after the backend's last step."""
+        self._require("history")
+        run_id = _fresh_run_id()
+        first = self._tracker(plugin_manager, tmp_path, tracker_credentials, tracker_settings)
+        try:
+            first.submit_job(_config(), run_id=run_id)
+            for step in range(30):
+                first.log_metrics(run_id, {"i": step}, step=step)
+        finally:
+            report = first.disconnect()
+        _expect(report.delivered, f"the first process must deliver everything: {report}")
+        shutil.rmtree(tmp_path / "journal" / run_id)  # the journal is gone: a fresh node
+        second = self._tracker(plugin_manager, tmp_path, tracker_credentials, tracker_settings)
+        try:
+            second.submit_job(_config(), run_id=run_id)
+            for step in range(30, 45):
+                second.log_metrics(run_id, {"i": step}, step=step)
+            second.log_metrics(run_id, {"i": 45})
+            report = second.flush(timeout=60)
+            _expect(report.delivered, f"the resumed run must be delivered: {report}")
+            history = second.get_history(run_id)
+        finally:
+            second.disconnect()
+        _expect([row.get("i") for row in history] == list(range(46)),
+                f"expected i 0-45 once each, in order; got {[row.get('i') for row in history]}")
+        _expect([row["_step"] for row in history] == list(range(46)),
+                "a record logged without a step must continue after the backend's last step")
 
     @_PROPERTY
     @given(rows=st.integers(min_value=1, max_value=400),

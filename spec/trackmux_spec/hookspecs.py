@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         ConnectContext,
         JobStatus,
         MetricRecord,
+        ResumePoint,
         TrackerInfo,
         TrainingConfig,
     )
@@ -150,12 +151,36 @@ def update_config(session: object, job_id: str, config: TrainingConfig) -> None:
 
 
 @hookspec(firstresult=True)
+def resume_point(session: object, job_id: str) -> ResumePoint:
+    """Report where the job ends on the backend: how many of its records it holds.
+
+    The engine asks after :func:`submit_job`, before it sends anything. For a journal
+    that never delivered to this job (the run resumed on a fresh node, or by another
+    process's journal), records are renumbered after ``next_seq``, so nothing already
+    stored is overwritten or skipped; for a journal that did, what the backend holds
+    beyond the journal's cursor (an acknowledgement lost in a crash) is not sent again,
+    and ``trackmux sync`` counts only what it really sent. ``last_step`` lets a run
+    resumed without a step continue after the backend's last step.
+
+    A tracker that does not implement it is sent every record from ``seq`` 0 of each
+    journal and must skip what it holds itself.
+
+    :param session: the object :func:`connect` returned.
+    :param job_id: the id :func:`submit_job` returned.
+    :returns: a :class:`~trackmux_spec.ResumePoint`.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
 def log_metrics(session: object, job_id: str, records: Sequence[MetricRecord]) -> None:
     """Store a batch of metric records of one job, in order.
 
-    ``records`` are consecutive by ``seq``. A record whose ``seq`` the backend already
-    holds for this job must not be stored twice: the engine resends a batch whose
-    acknowledgement was lost. Raise :class:`~trackmux_spec.RetryableError` for a failure
+    ``records`` are consecutive by ``seq``, which goes on across journals (see
+    :func:`resume_point`). A record whose ``seq`` the backend already holds for this job
+    must not be stored twice, and :func:`resume_point` must count it: the engine resends
+    a batch whose acknowledgement was lost. Raise :class:`~trackmux_spec.RetryableError` for a failure
     worth retrying and :class:`~trackmux_spec.PermanentError` for one that is not.
     Returning normally acknowledges the whole batch. An empty ``records`` is a heartbeat
     (sent only to trackers that declare ``TrackerInfo.heartbeat_interval``): it stores

@@ -208,5 +208,5 @@ def test_the_reference_training_loop_runs_as_written(served: FakeWandB) -> None:
     rows = served.history(entity, "my-peft-project", job_id)
     assert [row["_step"] for row in rows] == list(range(30)) * 2
     assert {row["epoch"] for row in rows} == {0, 1}
-    assert served.run(entity, "my-peft-project", job_id).state == "killed"
+    assert served.run(entity, "my-peft-project", job_id).state == "finished"
     assert len(served.artifacts()) == 2

@@ -29,6 +29,7 @@ from trackmux_spec import (
     JobStatus,
     MetricRecord,
     PermanentError,
+    ResumePoint,
     RetryableError,
     RunSummary,
     TrackerInfo,
@@ -50,6 +51,7 @@ __all__ = [
     "get_job_status",
     "get_run_url",
     "log_metrics",
+    "resume_point",
     "submit_job",
     "tracker_info",
     "update_config",
@@ -136,6 +138,15 @@ def update_config(session: JsonlSession, job_id: str, config: TrainingConfig) ->
 
 
 @trackmux.hookimpl
+def resume_point(session: JsonlSession, job_id: str) -> ResumePoint:
+    """How many records the run file holds, and the step of the last one."""
+    store = _session(session)
+    with store.lock:
+        state = store.state(job_id)
+        return ResumePoint(next_seq=state.stored, last_step=state.last_step)
+
+
+@trackmux.hookimpl
 def log_metrics(session: JsonlSession, job_id: str, records: Sequence[MetricRecord]) -> None:
     """Append one ``metrics`` line per record whose ``seq`` is not stored yet.
 
@@ -167,6 +178,8 @@ def log_metrics(session: JsonlSession, job_id: str, records: Sequence[MetricReco
             store.forget(job_id)  # a partial write: count again from the file
             raise RetryableError(f"jsonl: cannot append to job {job_id!r}: {exc}") from exc
         state.stored = expected
+        if events:
+            state.last_step = int(events[-1]["step"])
 
 
 @trackmux.hookimpl

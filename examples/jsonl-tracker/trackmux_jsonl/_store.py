@@ -29,9 +29,10 @@ def sha256_of(path: Path) -> str:
 class _RunState:
     """What the session knows of one run file: how many records it holds, its status."""
 
-    def __init__(self, stored: int, status: JobStatus) -> None:
+    def __init__(self, stored: int, status: JobStatus, last_step: int | None = None) -> None:
         self.stored = stored
         self.status = status
+        self.last_step = last_step
 
 
 class JsonlSession:
@@ -72,15 +73,16 @@ class JsonlSession:
         """The run's record count and status (read from its file once, then kept current)."""
         state = self._states.get(job_id)
         if state is None:
-            stored, status = 0, JobStatus.RUNNING
+            stored, status, last_step = 0, JobStatus.RUNNING, None
             for event in self.events(job_id):
                 if event.get("event") == "metrics":
                     stored = max(stored, int(event["seq"]) + 1)
+                    last_step = int(event["step"])
                 elif event.get("event") == "status" and not status.is_terminal:
                     status = JobStatus(event["status"])  # the first final state wins...
                 elif event.get("event") == "run":
                     status = JobStatus.RUNNING  # ...until the run is resumed
-            state = self._states[job_id] = _RunState(stored, status)
+            state = self._states[job_id] = _RunState(stored, status, last_step)
         return state
 
     def append(self, job_id: str, events: list[dict[str, Any]]) -> None:

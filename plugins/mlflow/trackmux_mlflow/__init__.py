@@ -70,6 +70,7 @@ from trackmux_spec import (
     JobStatus,
     MetricRecord,
     PermanentError,
+    ResumePoint,
     RetryableError,
     TrackerInfo,
     TrainingConfig,
@@ -92,6 +93,7 @@ __all__ = [
     "get_job_status",
     "get_run_url",
     "log_metrics",
+    "resume_point",
     "submit_job",
     "tracker_info",
     "update_config",
@@ -158,6 +160,12 @@ async def submit_job(session: object, run_id: str, config: TrainingConfig) -> st
 async def update_config(session: object, job_id: str, config: TrainingConfig) -> None:
     """Log the config's new keys as params (an MLflow param keeps its first value)."""
     await _runs.update_config(_session(session), job_id, config)
+
+
+@hookimpl
+async def resume_point(session: object, job_id: str) -> ResumePoint:
+    """How many records the run holds and the step of the last one."""
+    return await _runs.resume_point(_session(session), job_id)
 
 
 @hookimpl

@@ -35,6 +35,7 @@ from trackmux_spec import (
     JobStatus,
     MetricRecord,
     PermanentError,
+    ResumePoint,
     RunSummary,
     TrainingConfig,
     UnknownJobError,
@@ -62,6 +63,7 @@ __all__ = [
     "get_history",
     "get_job_status",
     "log_metrics",
+    "resume_point",
     "submit_job",
     "update_config",
 ]
@@ -211,6 +213,7 @@ def _stored_from(run: Mapping[str, Any]) -> tuple[int, tuple[int, int] | None]:
 def _adopt(job: JobState, run: Mapping[str, Any]) -> None:
     job.stored, last = _stored_from(run)
     job.stamps = {seq: stamp for seq, stamp in job.stamps.items() if seq >= job.stored}
+    job.last_step = None if last is None else last[0]
     if last is not None:
         job.remember(*last)
 
@@ -307,6 +310,16 @@ async def _job(session: MLflowSession, job_id: str) -> JobState:
     return job
 
 
+async def resume_point(session: MLflowSession, job_id: str) -> ResumePoint:
+    """How many records the run holds, and the step of the last one (read from the server)."""
+    job = await _job(session, job_id)
+    run = await get_run(session, job.run_id)
+    if run is None:
+        raise PermanentError(f"MLflow run {job_id} does not exist")
+    _adopt(job, run)
+    return ResumePoint(next_seq=job.stored or 0, last_step=job.last_step)
+
+
 # -- metrics ---------------------------------------------------------------------------------
 
 
@@ -393,6 +406,7 @@ async def log_metrics(session: MLflowSession, job_id: str, records: Sequence[Met
             raise
         if last is not None:
             job.stored = last + 1
+            job.last_step = next(r.step for r in fresh if r.seq == last)
             for seq in [s for s in job.stamps if s <= last]:
                 del job.stamps[seq]
 

@@ -25,6 +25,7 @@ class JobState:
     :param stored: how many records (``seq`` 0 to ``stored - 1``) the server holds, or
         ``None`` when unknown (a run this session did not create, or after a request whose
         outcome is unknown): the next ``log_metrics`` reads it from the server first.
+    :param last_step: the step of the last stored record, when ``stored`` is known.
     :param stamps: the millisecond timestamp chosen for each record not yet acknowledged,
         so that a resent record is sent exactly as before.
     :param recent: recently used ``(step, timestamp)`` pairs, oldest first.
@@ -34,6 +35,7 @@ class JobState:
     run_id: str
     experiment_id: str
     stored: int | None = None
+    last_step: int | None = None
     stamps: dict[int, int] = attrs.field(factory=dict, repr=False)
     recent: OrderedDict[tuple[int, int], None] = attrs.field(factory=OrderedDict, repr=False)
     finished: JobStatus | None = None

@@ -50,6 +50,7 @@ from trackmux_spec import (
     JobStatus,
     MetricRecord,
     PermanentError,
+    ResumePoint,
     RunSummary,
     TrackerInfo,
     TrainingConfig,
@@ -70,6 +71,7 @@ __all__ = [
     "get_job_status",
     "get_run_url",
     "log_metrics",
+    "resume_point",
     "submit_job",
     "tracker_info",
     "update_config",
@@ -161,6 +163,21 @@ def update_config(session: NullSession, job_id: str, config: TrainingConfig) -> 
         meta["config"] = config.to_dict()
         meta["hyperparameters"] = config.hyperparameters()
         store.write_meta(job_id, meta)
+
+
+@trackmux_spec.hookimpl
+def resume_point(session: NullSession, job_id: str) -> ResumePoint:
+    """How many rows the job holds (rows are records, in ``seq`` order) and the last step.
+
+    :raises UnknownJobError: no such job.
+    """
+    store = _session(session)
+    with store.lock:
+        try:
+            count = store.stored_count(job_id)
+            return ResumePoint(next_seq=count, last_step=store.last_step(job_id))
+        except RuntimeError as exc:
+            raise PermanentError(f"history of job {job_id!r} is corrupt: {exc}") from exc
 
 
 @trackmux_spec.hookimpl

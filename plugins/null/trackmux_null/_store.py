@@ -136,6 +136,7 @@ class NullSession:
         self.lock = threading.RLock()
         self.closed = False
         self._counts: dict[str, int] = {}
+        self._last_steps: dict[str, int | None] = {}
         self._handles: dict[str, IO[bytes]] = {}
 
     def __repr__(self) -> str:
@@ -227,7 +228,14 @@ class NullSession:
                     with path.open("r+b") as repair:
                         repair.truncate(good)
                 self._counts[job_id] = len(rows)
+                self._last_steps[job_id] = int(rows[-1]["_step"]) if rows else None
             return self._counts[job_id]
+
+    def last_step(self, job_id: str) -> int | None:
+        """The step of the job's last stored row, ``None`` if it has none."""
+        with self.lock:
+            self.stored_count(job_id)
+            return self._last_steps.get(job_id)
 
     def append_rows(self, job_id: str, rows: list[dict[str, Any]]) -> None:
         """Append already-numbered rows (one frame) to the job's history and flush.
@@ -251,6 +259,7 @@ class NullSession:
                 self._counts.pop(job_id, None)
                 raise RetryableError(f"writing history of job {job_id!r}: {exc}") from exc
             self._counts[job_id] = count + len(rows)
+            self._last_steps[job_id] = int(rows[-1]["_step"])
 
     def history(self, job_id: str) -> list[dict[str, Any]]:
         """Every complete stored row of the job (a torn last frame is ignored, not repaired)."""

@@ -35,6 +35,7 @@ from trackmux_spec import (
     JobStatus,
     MetricRecord,
     PermanentError,
+    ResumePoint,
     RetryableError,
     TrackerInfo,
     TrainingConfig,
@@ -59,6 +60,7 @@ __all__ = [
     "get_job_status",
     "get_run_url",
     "log_metrics",
+    "resume_point",
     "submit_job",
     "tracker_info",
     "update_config",
@@ -141,7 +143,8 @@ async def disconnect(session: object) -> None:
 
 @hookimpl
 async def submit_job(session: object, run_id: str, config: TrainingConfig) -> str:
-    """Create or resume the W&B run named ``run_id``; the job id is the run id."""
+    """Create or resume the W&B run named ``run_id``; the job id is its path,
+    ``entity/project/run_id``."""
     return await _runs.submit_job(_session(session), run_id, config)
 
 
@@ -152,8 +155,14 @@ async def update_config(session: object, job_id: str, config: TrainingConfig) ->
 
 
 @hookimpl
+async def resume_point(session: object, job_id: str) -> ResumePoint:
+    """The ``seq`` after the last stored record (from the last row's marker) and its step."""
+    return await _runs.resume_point(_session(session), job_id)
+
+
+@hookimpl
 async def log_metrics(session: object, job_id: str, records: Sequence[MetricRecord]) -> None:
-    """Stream the records as ``wandb-history.jsonl`` lines at offset ``seq``."""
+    """Stream the records as ``wandb-history.jsonl`` rows, one row per step."""
     await _runs.log_metrics(_session(session), job_id, records)
 
 
@@ -173,8 +182,7 @@ async def get_job_status(session: object, job_id: str) -> JobStatus:
 def get_run_url(session: object, job_id: str) -> str:
     """``{app}/{entity}/{project}/runs/{run}``, the app URL derived from the API URL."""
     wandb = _session(session)
-    entity, project = wandb.location(job_id)
-    return wandb.settings.run_url(entity, project, job_id)
+    return wandb.settings.run_url(*wandb.resolve(job_id))
 
 
 @hookimpl

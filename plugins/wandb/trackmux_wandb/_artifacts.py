@@ -114,7 +114,7 @@ async def upload_artifact(
     :raises PermanentError: W&B refused a step; the message names it.
     """
     entries = collect_entries(Path(path))
-    entity, project = session.location(job_id)
+    entity, project, run_name = session.resolve(job_id)
     client = session.client
     collection = sanitize_name(artifact.name)
     digest = artifact_digest((e.name, e.digest) for e in entries)
@@ -129,7 +129,7 @@ async def upload_artifact(
                 "projectName": project,
                 "artifactTypeName": artifact.type,
                 "artifactCollectionName": collection,
-                "runName": job_id,
+                "runName": run_name,
                 "digest": digest,
                 "digestAlgorithm": "MANIFEST_MD5",
                 "description": artifact.description,
@@ -158,7 +158,7 @@ async def upload_artifact(
             "baseArtifactID": latest,
             "entityName": entity,
             "projectName": project,
-            "runName": job_id,
+            "runName": run_name,
             "type": "FULL",
             "includeUpload": include_upload,
         }

@@ -1,10 +1,17 @@
 """Runs on W&B: create or resume, stream history, finish, and read back.
 
-Line numbering: the engine numbers a run's records by ``seq`` from 0, so a record's
-history line is its ``seq`` (``file_stream`` offset = first ``seq`` of the request).
-A resend after a lost acknowledgement then overwrites the same lines instead of
-duplicating them. On resume, ``historyLineCount`` tells how many lines an earlier
-process stored; records below it are skipped.
+One history row per step, as the SDK stores it: a record at the step of the run's last
+row merges into that row (later values win) and is sent by rewriting that line at the
+same file_stream offset; a record at any other step starts the next line. The session
+keeps, per run, the line count, the last row, and ``next_seq``: records below it are
+stored and are skipped, so a resend after a lost acknowledgement rewrites the same lines
+with the same rows. The last line of every request carries ``_wandb.trackmux_seq`` (the
+``seq`` of the last record in it; ``_wandb`` is the key W&B keeps for client
+bookkeeping), so a new session reads ``next_seq``, the line count and the last row from
+the resume-status query (``historyLineCount``, ``historyTail``) and goes on exactly.
+Job ids are run paths, ``entity/project/run``; every hook that takes a job id accepts
+any W&B run path (``run``, ``project/run``, ``entity/project/run``,
+``entity/project/runs/run``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from trackmux_spec import (
     JobStatus,
     MetricRecord,
     PermanentError,
+    ResumePoint,
     RunSummary,
     TrainingConfig,
     UnknownJobError,
@@ -37,7 +45,7 @@ from ._history import (
     split_by_size,
     updated_summary,
 )
-from ._session import RunState, WandBSession
+from ._session import RunState, WandBSession, parse_run_path
 
 __all__ = [
     "compare",
@@ -45,6 +53,7 @@ __all__ = [
     "get_history",
     "get_job_status",
     "log_metrics",
+    "resume_point",
     "submit_job",
     "update_config",
 ]
@@ -73,6 +82,9 @@ _EXIT_CODES = {
     JobStatus.KILLED: 255,
     JobStatus.PREEMPTED: 143,
 }
+
+#: The key, inside a history row's ``_wandb``, of the ``seq`` of the last record in it.
+SEQ_MARKER = "trackmux_seq"
 
 _INTERNAL_CONFIG_KEYS = frozenset({"_wandb", "wandb_version"})
 _HISTORY_SAMPLES = 500
@@ -156,23 +168,62 @@ async def _resume_status(
     return bucket if isinstance(bucket, dict) else None
 
 
-async def submit_job(session: WandBSession, run_id: str, config: TrainingConfig) -> str:
-    """Create run ``run_id`` (``UpsertBucket``), or resume it where the server is."""
-    entity = session.entity
-    project = config.project_name or session.settings.project
-    bucket = await _resume_status(session, entity, project, run_id)
+def _adopt(run: RunState, bucket: Mapping[str, Any]) -> None:
+    """Take the server's line count and last row (``historyTail``) as the run's state.
+
+    The last line of every request carries ``_wandb.trackmux_seq``, the ``seq`` of the last
+    record it holds, so ``next_seq`` is exact even after a lost acknowledgement. A run
+    without the marker (made by the SDK or an older trackmux, one line per record) starts
+    at its line count.
+    """
+    run.line_count = int(bucket.get("historyLineCount") or 0)
+    run.last_row = None
+    run.next_seq = run.line_count
+    tail = _json_field(bucket.get("historyTail"))
+    if run.line_count and isinstance(tail, list) and tail:
+        last = _json_field(tail[-1])
+        if isinstance(last, dict):
+            internal = last.pop("_wandb", None)
+            run.last_row = last
+            marker = internal.get(SEQ_MARKER) if isinstance(internal, dict) else None
+            if isinstance(marker, int) and not isinstance(marker, bool) and marker >= 0:
+                run.next_seq = marker + 1
+
+
+def _adopted(
+    name: str, entity: str, project: str, bucket: Mapping[str, Any] | None
+) -> RunState:
     summary: dict[str, Any] = {}
-    history_start = 0
     run_start: float | None = None
     if bucket is not None:
-        history_start = int(bucket.get("historyLineCount") or 0)
         parsed = _json_field(bucket.get("summaryMetrics"))
         summary = parsed if isinstance(parsed, dict) else {}
         run_start = _run_start_from(bucket, summary)
-        logger.info(
-            "resuming W&B run %s/%s/%s at history line %d", entity, project, run_id, history_start
-        )
+    run = RunState(
+        name=name,
+        entity=entity,
+        project=project,
+        storage_id=(bucket or {}).get("id"),
+        run_start=run_start if run_start is not None else time.time(),
+        summary=summary,
+    )
+    if bucket is not None:
+        _adopt(run, bucket)
+    return run
 
+
+async def submit_job(session: WandBSession, run_id: str, config: TrainingConfig) -> str:
+    """Create run ``run_id`` (``UpsertBucket``), or resume it where the server is.
+
+    The entity is ``config.entity``, else the session's; the project
+    ``config.project_name``, else the setting (a run path as ``run_id`` names both).
+    Returns the run's path,
+    ``entity/project/run_id``: the job id every other hook takes.
+    """
+    path_entity, path_project, run_id = parse_run_path(run_id)
+    entity = path_entity or config.entity or session.entity
+    project = path_project or config.project_name or session.settings.project
+    bucket = await _resume_status(session, entity, project, run_id)
     data = await session.client.graphql(
         "UpsertBucket",
         q.UPSERT_BUCKET,
@@ -190,23 +241,27 @@ async def submit_job(session: WandBSession, run_id: str, config: TrainingConfig)
     )
     upserted = ((data.get("upsertBucket") or {}).get("bucket")) or {}
     project_node = upserted.get("project") or {}
-    existing = session.runs.get(run_id)
-    state = RunState(
-        name=str(upserted.get("name") or run_id),
-        entity=str((project_node.get("entity") or {}).get("name") or entity),
-        project=str(project_node.get("name") or project),
-        storage_id=upserted.get("id") or (bucket or {}).get("id"),
-        history_start=history_start,
-        run_start=run_start if run_start is not None else time.time(),
-        summary=summary,
+    state = _adopted(
+        str(upserted.get("name") or run_id),
+        str((project_node.get("entity") or {}).get("name") or entity),
+        str(project_node.get("name") or project),
+        bucket,
     )
-    if existing is not None and existing.name == state.name:
-        state.lines_sent = existing.lines_sent
-        state.summary = existing.summary or summary
-        state.run_start = existing.run_start
-        state.history_start = existing.history_start
-    session.runs[state.name] = state
-    return state.name
+    state.storage_id = upserted.get("id") or state.storage_id
+    existing = session.runs.get(state.path)
+    if existing is not None:
+        existing.storage_id = state.storage_id or existing.storage_id
+        existing.finished = None
+        return existing.path
+    if bucket is not None:
+        logger.info(
+            "resuming W&B run %s at history line %d (record %d)",
+            state.path,
+            state.line_count,
+            state.next_seq,
+        )
+    session.runs[state.path] = state
+    return state.path
 
 
 async def update_config(session: WandBSession, job_id: str, config: TrainingConfig) -> None:
@@ -234,26 +289,22 @@ async def update_config(session: WandBSession, job_id: str, config: TrainingConf
 
 async def _run_state(session: WandBSession, job_id: str) -> RunState:
     """The session's state of ``job_id``, adopting a run created by another process."""
-    run = session.runs.get(job_id)
+    run = session.known(job_id)
     if run is not None:
         return run
-    entity, project = session.location(job_id)
-    bucket = await _resume_status(session, entity, project, job_id)
+    entity, project, name = session.resolve(job_id)
+    bucket = await _resume_status(session, entity, project, name)
     if bucket is None:
-        raise PermanentError(f"W&B run {entity}/{project}/{job_id} does not exist")
-    parsed = _json_field(bucket.get("summaryMetrics"))
-    summary = parsed if isinstance(parsed, dict) else {}
-    run = RunState(
-        name=job_id,
-        entity=entity,
-        project=project,
-        storage_id=bucket.get("id"),
-        history_start=int(bucket.get("historyLineCount") or 0),
-        run_start=_run_start_from(bucket, summary) or time.time(),
-        summary=summary,
-    )
-    session.runs[job_id] = run
+        raise PermanentError(f"W&B run {entity}/{project}/{name} does not exist")
+    run = _adopted(name, entity, project, bucket)
+    session.runs[run.path] = run
     return run
+
+
+async def resume_point(session: WandBSession, job_id: str) -> ResumePoint:
+    """How many records the run holds (``next_seq``) and the step of its last row."""
+    run = await _run_state(session, job_id)
+    return ResumePoint(next_seq=run.next_seq, last_step=run.last_step)
 
 
 async def _post_lines(
@@ -283,33 +334,66 @@ async def _post_lines(
             raise
 
 
-async def log_metrics(session: WandBSession, job_id: str, records: Sequence[MetricRecord]) -> None:
-    """Send ``records`` as history lines at offset ``seq``, plus the whole summary.
+def _rows(
+    run: RunState, records: Sequence[MetricRecord]
+) -> tuple[dict[int, dict[str, Any]], dict[int, int], int]:
+    """The history rows ``records`` make, by line offset, with the last ``seq`` of each line.
 
-    An empty batch is the engine's heartbeat: an empty file_stream request (``{}``), which
-    keeps W&B from marking a quiet run crashed.
+    A record at the step of the last row merges into that row (later values win), as the
+    SDK keeps one row per step; any other step starts a new row. Returns the rows, each
+    row's last ``seq``, and the line count after them.
+    """
+    rows: dict[int, dict[str, Any]] = {}
+    seqs: dict[int, int] = {}
+    count = run.line_count
+    last = run.last_row
+    for record in records:
+        row = history_line(record, run.run_start)
+        if last is not None and count and last.get("_step") == record.step:
+            row = {**last, **row}
+            offset = count - 1
+        else:
+            offset = count
+            count += 1
+        rows[offset] = last = row
+        seqs[offset] = record.seq
+    return rows, seqs, count
+
+
+async def log_metrics(session: WandBSession, job_id: str, records: Sequence[MetricRecord]) -> None:
+    """Send ``records`` as history rows, one row per step, plus the whole summary.
+
+    Rows are written at their line offset: a record at the step of the run's last row
+    rewrites that line with the merged row, any other starts the next line. Records with
+    a ``seq`` the server holds are skipped; a resent batch rewrites the same lines with the
+    same rows. The last line of every request carries ``_wandb.trackmux_seq``, read back on
+    resume. An empty batch is the engine's heartbeat: an empty file_stream request (``{}``),
+    which keeps W&B from marking a quiet run crashed.
     """
     run = await _run_state(session, job_id)
     if not records:
         await session.client.file_stream(run.entity, run.project, run.name, {})
         return
-    fresh = [r for r in records if r.seq >= run.history_start]
+    fresh = [r for r in records if r.seq >= run.next_seq]
     if not fresh:
         return
-    if run.lines_sent == 0 and run.history_start == 0:
+    if run.line_count == 0:
         run.run_start = min(run.run_start, fresh[0].timestamp)
-    rows = [history_line(r, run.run_start) for r in fresh]
-    summary = updated_summary(run.summary, rows)
-    lines = [(r.seq, encode_line(row)) for r, row in zip(fresh, rows, strict=True)]
-    chunks = list(split_by_size(lines))
+    rows, seqs, count = _rows(run, fresh)
+    summary = updated_summary(run.summary, (rows[o] for o in sorted(rows)))
+    chunks = list(split_by_size([(o, encode_line(rows[o])) for o in sorted(rows)]))
     summary_line = encode_line(summary)
     if not chunks:
         await _post_lines(session, run, [], summary_line)
     for index, chunk in enumerate(chunks):
+        offset = chunk[-1][0]
+        chunk[-1] = (offset, encode_line({**rows[offset], "_wandb": {SEQ_MARKER: seqs[offset]}}))
         last = index == len(chunks) - 1
         await _post_lines(session, run, chunk, summary_line if last else None)
     run.summary = summary
-    run.lines_sent = max(run.lines_sent, fresh[-1].seq + 1)
+    run.line_count = count
+    run.last_row = rows[count - 1]
+    run.next_seq = fresh[-1].seq + 1
 
 
 async def finish_job(session: WandBSession, job_id: str, status: JobStatus) -> None:
@@ -346,10 +430,10 @@ async def finish_job(session: WandBSession, job_id: str, status: JobStatus) -> N
 
 
 async def get_job_status(session: WandBSession, job_id: str) -> JobStatus:
-    """The run's state (``RunState`` query)."""
-    entity, project = session.location(job_id)
+    """The run's state (``RunState`` query); ``job_id`` may be any W&B run path."""
+    entity, project, name = session.resolve(job_id)
     data = await session.client.graphql(
-        "RunState", q.RUN_STATE, {"project": project, "entity": entity, "name": job_id}
+        "RunState", q.RUN_STATE, {"project": project, "entity": entity, "name": name}
     )
     run = (data.get("project") or {}).get("run")
     if run is None:
@@ -363,12 +447,12 @@ async def get_history(session: WandBSession, job_id: str) -> list[dict[str, Any]
     ``samples`` is set to the run's line count so that W&B returns every row rather
     than a sample (for a run this session did not create, ``RunResumeStatus`` tells).
     """
-    entity, project = session.location(job_id)
-    known = session.runs.get(job_id)
+    entity, project, name = session.resolve(job_id)
+    known = session.known(job_id)
     if known is not None:
-        lines = max(known.lines_sent, known.history_start)
+        lines = known.line_count
     else:
-        bucket = await _resume_status(session, entity, project, job_id)
+        bucket = await _resume_status(session, entity, project, name)
         if bucket is None:
             raise UnknownJobError(job_id)
         lines = int(bucket.get("historyLineCount") or 0)
@@ -379,7 +463,7 @@ async def get_history(session: WandBSession, job_id: str) -> list[dict[str, Any]
         {
             "project": project,
             "entity": entity,
-            "name": job_id,
+            "name": name,
             "samples": samples,
         },
     )
@@ -396,11 +480,16 @@ async def get_history(session: WandBSession, job_id: str) -> list[dict[str, Any]
 
 
 async def compare(session: WandBSession, job_ids: Sequence[str]) -> Comparison:
-    """The runs side by side (``Runs`` query filtered by name), unknown ids left out."""
+    """The runs side by side (``Runs`` query filtered by name), unknown ids left out.
+
+    ``job_ids`` may be W&B run paths of any project; each run's ``id`` is the job id given.
+    """
+    given = {session.resolve(job_id): job_id for job_id in dict.fromkeys(job_ids)}
+    paths = list(given)
     groups: dict[tuple[str, str], list[str]] = {}
-    for job_id in dict.fromkeys(job_ids):
-        groups.setdefault(session.location(job_id), []).append(job_id)
-    found: dict[str, RunSummary] = {}
+    for entity, project, name in paths:
+        groups.setdefault((entity, project), []).append(name)
+    found: dict[tuple[str, str, str], RunSummary] = {}
     for (entity, project), names in groups.items():
         cursor: str | None = None
         while True:
@@ -422,8 +511,8 @@ async def compare(session: WandBSession, job_ids: Sequence[str]) -> Comparison:
                 if name not in names:
                     continue
                 summary = _json_field(node.get("summaryMetrics"))
-                found[name] = RunSummary(
-                    id=name,
+                found[(entity, project, name)] = RunSummary(
+                    id=given[(entity, project, name)],
                     name=node.get("displayName"),
                     state=map_state(node.get("state")),
                     config=unwrap_config(node.get("config")),
@@ -434,10 +523,8 @@ async def compare(session: WandBSession, job_ids: Sequence[str]) -> Comparison:
             cursor = page.get("endCursor")
             if not page.get("hasNextPage") or not cursor:
                 break
-    entity, project = (
-        session.location(job_ids[0]) if job_ids else (session.entity, session.settings.project)
-    )
+    entity, project = paths[0][:2] if paths else (session.entity, session.settings.project)
     return Comparison(
-        runs=[found[j] for j in dict.fromkeys(job_ids) if j in found],
+        runs=[found[path] for path in paths if path in found],
         url=f"{session.settings.project_url(entity, project)}/workspace",
     )

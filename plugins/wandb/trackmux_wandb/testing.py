@@ -218,7 +218,8 @@ class RecordedRequest:
     ``operation`` is the GraphQL ``operationName`` (``"graphql"`` if the body
     had none), ``"file_stream"``, ``"storage"``, or ``None`` for unknown paths.
     ``body_bytes`` is the request body length as sent (compressed if it was).
-    ``history_lines`` counts ``wandb-history.jsonl`` lines in a file_stream body.
+    ``history_lines`` counts ``wandb-history.jsonl`` lines in a file_stream body, and
+    ``history_offset`` is their offset (``None`` without history lines).
     ``status`` is ``None`` when the fake answered with a timeout or a drop.
     ``fault`` names the injected fault class that shaped the answer, if any.
     """
@@ -231,6 +232,7 @@ class RecordedRequest:
     status: int | None
     response_bytes: int
     fault: str | None
+    history_offset: int | None = None
 
 
 @dataclass
@@ -688,6 +690,7 @@ class FakeWandB:
                 status=None if response is None else response.status_code,
                 response_bytes=0 if response is None else len(response.content),
                 fault=None if fault is None else type(fault).__name__,
+                history_offset=_history_offset(route),
             )
         )
 
@@ -1375,6 +1378,13 @@ def _parse_json(body: bytes) -> Any:
         return json.loads(body)
     except ValueError:
         return _MALFORMED
+
+
+def _history_offset(route: _Route) -> int | None:
+    if not _history_line_count(route):
+        return None
+    offset = route.payload["files"][HISTORY_FILE].get("offset", 0)
+    return offset if isinstance(offset, int) else None
 
 
 def _history_line_count(route: _Route) -> int:
