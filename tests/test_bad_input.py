@@ -204,3 +204,17 @@ def test_bad_training_config_names_the_field(tracker: trackmux.Tracker) -> None:
 def test_bad_run_id_is_rejected(tracker: trackmux.Tracker) -> None:
     with pytest.raises(ValueError, match="run_id"):
         tracker.submit_job(run_id="../escape")
+
+
+@pytest.mark.parametrize("path", ["../escape", "a/../b", "team/ proj/run", "a/b/c/d", "a//b"])
+def test_a_bad_run_path_is_rejected_naming_it(tracker: trackmux.Tracker, path: str) -> None:
+    with pytest.raises(ValueError, match="is not a run id or a run path"):
+        tracker.submit_job(run_id=path)
+    assert tracker.submit_job(run_id="ok-run") == "ok-run"  # nothing changed
+
+
+def test_a_run_path_names_the_project_and_entity(tracker: trackmux.Tracker) -> None:
+    run = tracker.submit_job(run_id="team/proj/run01")
+    assert run == "run01"
+    with pytest.raises(ValueError, match="names project_name 'proj', but the config says 'x'"):
+        tracker.submit_job(run_id="team/proj/run02", project_name="x")

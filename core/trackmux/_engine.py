@@ -128,11 +128,16 @@ def split_run_path(run_id: str, config: TrainingConfig) -> tuple[str, TrainingCo
     parts = run_id.split("/")
     if len(parts) == 4 and parts[2] == "runs":
         parts = [parts[0], parts[1], parts[3]]
-    if len(parts) > 3 or not all(parts):
+    try:
+        if len(parts) > 3:
+            raise ValueError
+        for part in parts:
+            check_run_id(part)
+    except ValueError:
         raise ValueError(
-            f"run_id {run_id!r} is not a run id or a run path "
-            "(project/run_id or entity/project/run_id)"
-        )
+            f"run_id {run_id!r} is not a run id or a run path (project/run_id or "
+            "entity/project/run_id, each part without whitespace, '.', '..' or :;,#?'\\)"
+        ) from None
     entity = parts[0] if len(parts) == 3 else None
     project = parts[-2]
     changes: dict[str, str] = {}
