@@ -117,6 +117,7 @@ class _TrackerBase:
         self._connected = False
         self._closed = False
         self._closed_reason: str | None = None
+        self._closing: concurrent.futures.Future[DeliveryReport] | None = None
         self._state_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -185,6 +186,7 @@ class _TrackerBase:
         """In a forked child: leave everything to the parent; every call says so."""
         self._state_lock = threading.Lock()
         self._closed = True
+        self._closing = None  # a close under way at the fork is the parent's
         self._closed_reason = (
             f"this tracker belongs to process {parent_pid}; process {os.getpid()} is a "
             f"forked child of it and cannot use its runs. Log from the parent (send the "
@@ -199,20 +201,29 @@ class _TrackerBase:
         After SIGTERM, runs end as ``PREEMPTED`` and the wait is bounded (``_lifecycle``).
         """
         with self._state_lock:
+            closing = self._closing
             if self._closed or self._thread is None:
                 self._closed = True
+                if closing is None:
+                    return DeliveryReport()
+            else:
+                self._closed = True
+                thread = self._thread
+                closing = None
+                if self._connected:
+                    status = _lifecycle.closing_status(status)
+                    timeout = _lifecycle.closing_timeout(timeout)
+                    self._closing = thread.submit(self._close(timeout, status))
+        if closing is not None:  # another thread (or a SIGTERM) closes it: wait for that
+            try:
+                return closing.result(timeout)
+            except Exception:
                 return DeliveryReport()
-            self._closed = True
-        _lifecycle.unregister(self)
-        status = _lifecycle.closing_status(status)
-        timeout = _lifecycle.closing_timeout(timeout)
-        thread = self._thread
         try:
-            if not self._connected:
-                return DeliveryReport()
-            return thread.submit(self._close(timeout, status)).result()
+            return DeliveryReport() if self._closing is None else self._closing.result()
         finally:
             thread.stop()
+            _lifecycle.unregister(self)
 
     async def _close(self, timeout: float | None, status: JobStatus) -> DeliveryReport:
         engine = self._engine
