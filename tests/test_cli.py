@@ -227,6 +227,43 @@ def test_show_table(data_dir: Path) -> None:
     assert "loss" in out and "0.25" in out and "2 " in out
 
 
+def test_show_draws_a_sparkline_per_metric(data_dir: Path) -> None:
+    rows = [{"loss": 8.0 - i, "acc": i / 8} for i in range(8)]
+    run = make_run(data_dir, rows)
+    out = invoke(data_dir, "show", run).output
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert lines["loss"].rstrip().endswith("█▇▆▅▄▃▂▁")
+    assert lines["acc"].rstrip().endswith("▁▂▃▄▅▆▇█")
+
+
+def test_show_metric_plot_draws_every_metric_of_that_name(data_dir: Path) -> None:
+    rows = [{"train/loss": 3.0 - i / 10, "eval/loss": 3.5 - i / 10, "lr": 0.1}
+            for i in range(30)]
+    run = make_run(data_dir, rows, name="plotted")
+    result = invoke(data_dir, "show", run, "--metric", "loss", "--plot")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert f"train/loss  ({run}, plotted)" in out and f"eval/loss  ({run}, plotted)" in out
+    assert "lr  (" not in out
+    assert "\x1b[" not in out  # no colour codes when not writing to a terminal
+    assert sum(0x2801 <= ord(ch) <= 0x28FF for ch in out) >= 40  # braille dots: two lines
+    assert "min 0.6 at step 29" in out and "max 3.5 at step 0" in out
+
+
+def test_show_metric_filters_the_json_too(data_dir: Path) -> None:
+    run = make_run(data_dir, [{"a/x": 1.0, "b/x": 2.0, "y": 3.0}])
+    assert list(invoke_json(data_dir, "show", run, "--metric", "x")["metrics"]) == ["a/x",
+                                                                                   "b/x"]
+    assert list(invoke_json(data_dir, "show", run, "--metric", "a/x")["metrics"]) == ["a/x"]
+
+
+def test_show_unknown_metric_names_it_and_lists_the_run_s(data_dir: Path) -> None:
+    run = make_run(data_dir, [{"loss": 1.0, "acc": 0.5}])
+    result = invoke(data_dir, "show", run, "--metric", "nope", "--plot")
+    assert result.exit_code == 1
+    assert "no metric 'nope' in this run (its metrics: loss, acc)" in result.output
+
+
 def test_show_accepts_an_unambiguous_prefix(data_dir: Path) -> None:
     run = make_run(data_dir, [{"loss": 1.0}])
     assert invoke_json(data_dir, "show", run[:4])["run_id"] == run

@@ -44,7 +44,9 @@ from ._runs import (
     list_runs,
     load_run,
     metric_stats,
+    run_series,
 )
+from ._series import Series, sparkline
 
 __all__ = ["cli", "main"]
 
@@ -337,15 +339,26 @@ def _load(state: _State, ref: str) -> RunInfo:
 
 @cli.command(short_help="Show one run's config, delivery and metrics.")
 @click.argument("run_ref", metavar="RUN")
+@click.option("--metric", "metric_names", metavar="NAME", multiple=True,
+              help="Only this metric (repeatable). A name without '/' also matches the "
+                   "metrics it ends (loss: train/loss, eval/loss).")
+@click.option("--plot", is_flag=True,
+              help="Draw a line chart of each shown metric in the terminal.")
 @_json_option
 @click.pass_obj
-def show(state: _State, run_ref: str, as_json: bool) -> None:
-    """Show one run: config, trackers and delivery, per-metric count/last/min/max.
+def show(state: _State, run_ref: str, metric_names: tuple[str, ...], plot: bool,
+         as_json: bool) -> None:
+    """Show one run: config, trackers and delivery, per-metric count/last/min/max and a
+    sparkline of each metric (--plot: a line chart).
 
     RUN is a run id or an unambiguous prefix of one.
     """
     run = _load(state, run_ref)
-    stats = metric_stats(run)
+    series = run_series(run).series()
+    if metric_names:
+        series = {name: series[name] for name in _select_metrics(series, metric_names)}
+    stats = {name: MetricStats(name, s.count, s.last, s.last_step, s.min, s.max)
+             for name, s in series.items()}
     if as_json:
         data = run.to_dict()
         data["config"] = run.set_config()
@@ -353,6 +366,9 @@ def show(state: _State, run_ref: str, as_json: bool) -> None:
         _echo_json(data)
         return
     console = _console()
+    if plot:
+        _plot_metrics(console, run, series)
+        return
     console.print(f"[bold]Run {run.run_id}[/]  {run.name or ''}", soft_wrap=True)
     console.print(f"  project:  {run.project or '-'}", soft_wrap=True)
     console.print(f"  created:  {run.created_local.strftime('%Y-%m-%d %H:%M:%S %Z')}"
@@ -382,19 +398,68 @@ def show(state: _State, run_ref: str, as_json: bool) -> None:
     console.print(table)
 
     if stats:
-        console.print(_metrics_table(stats))
+        console.print(_metrics_table(stats, series))
     else:
         console.print("No metrics logged.")
 
 
-def _metrics_table(stats: dict[str, MetricStats]) -> Table:
-    table = Table(title="Metrics", title_justify="left")
-    table.add_column("Metric", style="bold")
-    for column in ("Count", "Last", "Min", "Max", "Last step"):
-        table.add_column(column, justify="right")
+def _select_metrics(series: dict[str, Series], wanted: Sequence[str]) -> list[str]:
+    """The metric names ``wanted`` picks: exact names, or a last path component."""
+    chosen: list[str] = []
+    for name in wanted:
+        matches = [name] if name in series else [
+            metric for metric in series if "/" not in name and metric.rsplit("/", 1)[-1] == name]
+        if not matches:
+            known = ", ".join(series) or "none"
+            _fail(f"--metric: no metric {name!r} in this run (its metrics: {known})")
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
+def _plot_metrics(console: Console, run: RunInfo, series: dict[str, Series]) -> None:
+    """One terminal line chart per metric (plotext, braille dots), x = step."""
+    import plotext as plt
+
+    drawn = {name: s for name, s in series.items() if s.points}
+    if not drawn:
+        console.print("No finite values to plot.")
+        return
+    width = max(40, min(console.width, 160))
+    for name, s in drawn.items():
+        plt.clear_figure()
+        plt.theme("clear")
+        plt.plotsize(width, max(12, min(24, width // 4)))
+        plt.plot([p[0] for p in s.points], [p[2] for p in s.points], marker="braille")
+        plt.title(f"{name}  ({run.run_id}{f', {run.name}' if run.name else ''})")
+        plt.xlabel("step")
+        chart = plt.build()
+        if not console.is_terminal:
+            chart = plt.uncolorize(chart)
+        click.echo(chart)
+        click.echo(f"  last {_fmt(s.last)} at step {_fmt(s.last_step)}   "
+                   f"min {_fmt(s.min)} at step {_fmt(s.min_step)}   "
+                   f"max {_fmt(s.max)} at step {_fmt(s.max_step)}   {s.count} values")
+
+
+#: Characters per sparkline in ``trackmux show``.
+_SPARK_WIDTH = 14
+
+
+def _metrics_table(stats: dict[str, MetricStats],
+                   series: dict[str, Series] | None = None) -> Table:
+    table = Table(title="Metrics", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    table.add_column("Metric", style="bold", overflow="fold", min_width=14)
+    for column in ("Count", "Last", "Min", "Max", "Step"):
+        table.add_column(column, justify="right", no_wrap=True)
+    if series is not None:
+        table.add_column("Trend", no_wrap=True, min_width=_SPARK_WIDTH)
     for name, s in stats.items():
-        table.add_row(name, str(s.count), _fmt(s.last), _fmt(s.min), _fmt(s.max),
-                      _fmt(s.last_step))
+        cells = [name, str(s.count), _fmt(s.last), _fmt(s.min), _fmt(s.max),
+                 _fmt(s.last_step)]
+        if series is not None:
+            cells.append(sparkline([p[2] for p in series[name].points], _SPARK_WIDTH))
+        table.add_row(*cells)
     return table
 
 

@@ -5,8 +5,9 @@ Every run made on this machine is in ``<data dir>/journal/<run id>/`` whatever i
 
 * :func:`list_runs` / :func:`load_run`: a run's config, creation time, record count, final
   status and, per tracker, its job id and how many records it acknowledged (its cursor).
-* :func:`metric_stats`: per metric the count, last value, min and max (NaN ignored for
-  min/max), streamed from the journal so a long run does not fill memory.
+* :func:`run_series` / :func:`metric_stats`: per metric the count, last value, min and max
+  (NaN ignored for min/max) and a curve downsampled for charts, streamed from the journal
+  so a long run does not fill memory.
 * :func:`config_values` / :func:`differing_keys`: a run's set config fields, flat, and the
   keys whose values differ between runs.
 
@@ -17,6 +18,8 @@ otherwise the files are only read (an incomplete last line is skipped either way
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -29,6 +32,7 @@ from trackmux_spec import TrainingConfig
 
 from ._engine import check_run_id
 from ._journal import RunJournal, count_records, iter_run_ids
+from ._series import DEFAULT_BUCKETS, SeriesBuilder
 
 __all__ = [
     "MetricStats",
@@ -42,6 +46,7 @@ __all__ = [
     "load_run",
     "metric_stats",
     "resolve_run",
+    "run_series",
 ]
 
 #: TrainingConfig's fields in declaration order (how ``show`` orders the config).
@@ -236,20 +241,22 @@ def load_run(data_dir: Path, ref: str) -> RunInfo:
         raise LookupError(f"run {run_id!r} cannot be read: {type(exc).__name__}: {exc}") from None
 
 
-def metric_stats(run: RunInfo) -> dict[str, MetricStats]:
-    """Count, last, min and max of every metric of ``run``, in order of first appearance."""
+def run_series(run: RunInfo, buckets: int = DEFAULT_BUCKETS) -> SeriesBuilder:
+    """Every metric of ``run`` (its first :attr:`RunInfo.record_count` records, so that the
+    views stay consistent while a live writer appends), downsampled for charts, with
+    statistics over every value (see :mod:`trackmux._series`)."""
     assert run.directory is not None
     journal = RunJournal(run.directory, {"run_id": run.run_id})
-    stats: dict[str, MetricStats] = {}
-    for index, record in enumerate(journal.read_all()):
-        if index >= run.record_count:
-            break  # appended since the run was listed: keep the views consistent
-        for name, value in record.values.items():
-            entry = stats.get(name)
-            if entry is None:
-                entry = stats[name] = MetricStats(name)
-            entry.add(value, record.step)
-    return stats
+    builder = SeriesBuilder(buckets)
+    with contextlib.closing(journal.read_all()) as records:
+        builder.add(itertools.islice(records, run.record_count))
+    return builder
+
+
+def metric_stats(run: RunInfo) -> dict[str, MetricStats]:
+    """Count, last, min and max of every metric of ``run``, in order of first appearance."""
+    return {name: MetricStats(name, s.count, s.last, s.last_step, s.min, s.max)
+            for name, s in run_series(run).series().items()}
 
 
 # -- config -------------------------------------------------------------------------------
