@@ -118,3 +118,12 @@ def test_plugins_check_passes_for_jsonl(venv: Venv) -> None:
     report = json.loads(result.stdout)
     assert report["ok"] is True
     assert {t["outcome"] for t in report["tests"]} == {"passed"}
+
+
+def test_the_installed_wheel_writes_a_report_with_the_charting_library(venv: Venv) -> None:
+    venv.run("trackmux", "demo", "--steps", "20")
+    out = venv.root / "report.html"
+    venv.run("trackmux", "report", "-o", out)
+    page = out.read_text()
+    assert 'id="trackmux-data"' in page
+    assert "uPlot" in page and "Leon Sorokin" in page  # trackmux/web shipped in the wheel

@@ -33,6 +33,7 @@ from ._config import Settings, load_settings
 from ._current_run import Config, Run, Summary, finish, init, log, log_artifact
 from ._engine import DeliveryReport, TrackerStatus
 from ._plugins import get_plugin_manager
+from ._report import report
 from ._sync import RunSync, SyncReport, sync
 
 __version__ = "0.1.0"
@@ -69,6 +70,7 @@ __all__ = [
     "load_settings",
     "log",
     "log_artifact",
+    "report",
     "sync",
 ]
 

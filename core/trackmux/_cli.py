@@ -8,6 +8,7 @@
     trackmux runs                    every run in the local journal
     trackmux show RUN                one run: config, delivery, per-metric statistics
     trackmux compare RUN RUN...      differing config and metrics side by side
+    trackmux report [RUN...]         one self-contained HTML file comparing runs
 
 ``runs``, ``show`` and ``compare`` read the journal (``<data dir>/journal``), so they work
 offline whatever trackers the runs went to. Every listing takes ``--json``.
@@ -526,6 +527,59 @@ def compare(state: _State, run_refs: tuple[str, ...], as_json: bool) -> None:
             table.add_row(name if index == 0 else "", stat, *cells,
                           end_section=stat == "max")
     console.print(table)
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def _selection_options(func: F) -> F:
+    """The options that pick runs, shared by ``report`` and ``ui``."""
+    func = click.option("--tag", "tags", metavar="TAG", multiple=True,
+                        help="Only runs carrying this tag (repeatable: every one).")(func)
+    func = click.option("--where", "where", metavar="KEY=VALUE", multiple=True,
+                        help="Only runs whose config has KEY=VALUE, keys as `show` prints "
+                             "them: algorithm=lora, extra.seed=0 (repeatable: every one).")(func)
+    func = click.option("--last", type=click.IntRange(min=1), default=None, metavar="N",
+                        help="Only the newest N of the chosen runs.")(func)
+    return click.option("--project", default=None, help="Only runs of this project.")(func)
+
+
+@cli.command(short_help="Write an HTML report comparing runs (one file, works offline).")
+@click.argument("run_refs", metavar="[RUN...]", nargs=-1)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("report.html"), show_default=True, help="The file to write.")
+@click.option("--title", default=None, help="The report's title.")
+@_selection_options
+@click.pass_obj
+def report(state: _State, run_refs: tuple[str, ...], output: Path, title: str | None,
+           project: str | None, last: int | None, where: tuple[str, ...],
+           tags: tuple[str, ...]) -> None:
+    """Write one self-contained HTML file comparing RUNs (default: every run, narrowed by
+    the options): a chart per metric with the runs overlaid (step, wall or relative time;
+    smoothing, log scale, zoom), their config with differing keys highlighted, a sortable
+    summary (last/min/max, best step), tags, state, duration, artifacts and delivery per
+    tracker. It needs no network and no server: attach it to a pull request or an email.
+    """
+    from ._report import report_html, select_runs
+
+    try:
+        chosen = select_runs(state.data_dir, run_refs, project=project, where=where,
+                             tags=tags, last=last)
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc.args[0]) if exc.args else str(exc))
+    if not chosen:
+        _fail(f"no run in {journal_root(state.data_dir)} matches; `{state.command_prefix()} "
+              f"runs` lists them")
+    started = time.perf_counter()
+    page = report_html(chosen, title=title)
+    try:
+        output.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write the report to {output}: {exc.strerror or exc}")
+    size = len(page.encode("utf-8"))
+    click.echo(f"Wrote {output} ({len(chosen)} run{'s' if len(chosen) != 1 else ''}, "
+               f"{size / 1e6:.1f} MB, {time.perf_counter() - started:.1f} s): open it in a "
+               f"browser; it needs no network.")
 
 
 # -- sync ---------------------------------------------------------------------------------
