@@ -9,6 +9,7 @@
     trackmux show RUN                one run: config, delivery, per-metric statistics
     trackmux compare RUN RUN...      differing config and metrics side by side
     trackmux report [RUN...]         one self-contained HTML file comparing runs
+    trackmux ui                      a local, read-only viewer of the runs, live
 
 ``runs``, ``show`` and ``compare`` read the journal (``<data dir>/journal``), so they work
 offline whatever trackers the runs went to. Every listing takes ``--json``.
@@ -580,6 +581,40 @@ def report(state: _State, run_refs: tuple[str, ...], output: Path, title: str | 
     click.echo(f"Wrote {output} ({len(chosen)} run{'s' if len(chosen) != 1 else ''}, "
                f"{size / 1e6:.1f} MB, {time.perf_counter() - started:.1f} s): open it in a "
                f"browser; it needs no network.")
+
+
+# -- ui -----------------------------------------------------------------------------------
+
+
+@cli.command(short_help="A local, read-only viewer of the runs, updating live.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="The port to listen on (default 8777; 0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on. Anything but a loopback address makes your "
+                   "runs readable from other machines.")
+@click.pass_obj
+def ui(state: _State, port: int | None, host: str) -> None:
+    """Serve a viewer of the runs in the data directory on http://127.0.0.1:8777/: the
+    report's charts and tables, for any runs you tick, and runs still training update live
+    (the page polls the journal). Read-only. Ctrl-C stops it."""
+    from ._ui import DEFAULT_PORT, ViewerServer, is_loopback
+
+    try:
+        server = ViewerServer(state.data_dir, host, DEFAULT_PORT if port is None else port)
+    except OSError as exc:
+        hint = "; --port 0 takes any free port" if port is None else ""
+        _fail(f"cannot listen on {host}:{DEFAULT_PORT if port is None else port}: "
+              f"{exc.strerror or exc}{hint}")
+    if not is_loopback(host):
+        click.echo(f"warning: listening on {host}: anyone who can reach this machine can "
+                   f"read your runs", err=True)
+    click.echo(f"trackmux ui: {server.url}  (data: {state.data_dir}; Ctrl-C stops it)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 # -- sync ---------------------------------------------------------------------------------

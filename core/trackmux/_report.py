@@ -31,9 +31,10 @@ from ._runs import (
     load_run,
     run_series,
 )
-from ._series import DEFAULT_BUCKETS, higher_is_better
+from ._series import DEFAULT_BUCKETS, SeriesBuilder, higher_is_better
 
-__all__ = ["report", "report_html", "run_payload", "select_runs", "web_asset"]
+__all__ = ["WEB_ASSETS", "page_html", "report", "report_html", "report_payload",
+           "run_payload", "select_runs", "web_asset"]
 
 #: The files of ``trackmux/web`` a page may load (the ui serves exactly these).
 WEB_ASSETS = {
@@ -125,21 +126,29 @@ def _artifacts(run: RunInfo) -> list[dict[str, Any]]:
     return [json_safe(a.to_dict() if hasattr(a, "to_dict") else a) for a in listed]
 
 
-def run_payload(run: RunInfo, buckets: int = DEFAULT_BUCKETS) -> dict[str, Any]:
+def run_payload(run: RunInfo, builder: SeriesBuilder | None = None,
+                buckets: int = DEFAULT_BUCKETS) -> dict[str, Any]:
     """What the viewer needs of one run: its facts, config and every metric's statistics and
-    downsampled curve (steps, seconds since the run was created, values)."""
-    builder = run_series(run, buckets)
+    downsampled curve (steps, seconds since the run was created, values).
+
+    ``builder``: the run's records already read (``trackmux ui`` keeps one per run and
+    feeds it what a live run appends); by default they are read now.
+    """
+    if builder is None:
+        builder = run_series(run, buckets)
     created = run.created
     metrics: dict[str, Any] = {}
     for name, s in builder.series().items():
-        metrics[name] = json_safe({
-            "count": s.count, "last": s.last, "last_step": s.last_step,
-            "min": s.min, "min_step": s.min_step, "max": s.max, "max_step": s.max_step,
+        metrics[name] = {
+            **json_safe({"count": s.count, "last": s.last, "last_step": s.last_step,
+                         "min": s.min, "min_step": s.min_step, "max": s.max,
+                         "max_step": s.max_step}),
             "higher_is_better": higher_is_better(name), "best_step": s.best_step,
+            # kept points are finite: no json_safe pass over them
             "step": [p[0] for p in s.points],
             "t": [round(p[1] - created, 3) for p in s.points],
             "v": [p[2] for p in s.points],
-        })
+        }
     end = builder.last_timestamp
     return {
         "id": run.run_id,
@@ -148,7 +157,7 @@ def run_payload(run: RunInfo, buckets: int = DEFAULT_BUCKETS) -> dict[str, Any]:
         "status": run.status,
         "created": created,
         "duration": None if end is None else round(max(0.0, end - created), 3),
-        "records": run.record_count,
+        "records": max(run.record_count, builder.record_count),
         "host": run.host,
         "tags": [str(t) for t in run.config.get("tags") or ()],
         "config": json_safe(config_values(run.config)),
@@ -159,8 +168,10 @@ def run_payload(run: RunInfo, buckets: int = DEFAULT_BUCKETS) -> dict[str, Any]:
 
 
 def report_payload(runs: Sequence[RunInfo], *, title: str,
+                   payloads: Sequence[dict[str, Any]] | None = None,
                    buckets: int = DEFAULT_BUCKETS) -> dict[str, Any]:
-    """The whole page's data: every run's payload and the config keys that differ."""
+    """The whole page's data: every run's payload (given, or read now) and the config keys
+    that differ."""
     from . import __version__
 
     return {
@@ -168,7 +179,8 @@ def report_payload(runs: Sequence[RunInfo], *, title: str,
         "generated": time.time(),
         "version": __version__,
         "differing": differing_keys([config_values(run.config) for run in runs]),
-        "runs": [run_payload(run, buckets) for run in runs],
+        "runs": list(payloads) if payloads is not None else [run_payload(run, None, buckets)
+                                                             for run in runs],
     }
 
 

@@ -449,7 +449,10 @@
 
   window.trackmux = { state, charts: state.charts, fmtNum };
   const started = state.mode === "live" ? startLive() : startReport();
-  started.then(() => { document.body.dataset.ready = "true"; }, (err) => {
+  started.then(() => {
+    document.body.dataset.renderMs = String(Math.round(performance.now())); // since navigation
+    document.body.dataset.ready = "true";
+  }, (err) => {
     document.getElementById("app").replaceChildren(el("p", { class: "error" }, "Could not load the runs: " + err.message));
     document.body.dataset.ready = "error";
     console.error(err);
