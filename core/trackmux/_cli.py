@@ -285,6 +285,9 @@ def demo(state: _State, steps: int, trackers: str | None, project: str) -> None:
     console.print(f"  {cmd} show {run}", soft_wrap=True, markup=False)
     console.print(f"  {cmd} runs", soft_wrap=True, markup=False)
     console.print(f"  {cmd} compare {run} OTHER_RUN", soft_wrap=True, markup=False)
+    console.print(f"  {cmd} report {run} -o report.html   (charts in one HTML file)",
+                  soft_wrap=True, markup=False)
+    console.print(f"  {cmd} ui   (a local viewer, live)", soft_wrap=True, markup=False)
 
 
 # -- runs ---------------------------------------------------------------------------------
