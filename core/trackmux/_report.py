@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ._config import load_settings
+from ._journal import RunJournal
 from ._runs import (
     RunInfo,
     config_values,
@@ -119,11 +120,21 @@ def select_runs(data_dir: Path, refs: Sequence[str] = (), *, project: str | None
 
 
 def _artifacts(run: RunInfo) -> list[dict[str, Any]]:
-    """The run's artifacts as the journal lists them (none while it lists none)."""
-    listed = getattr(run, "artifacts", None)
-    if not listed:
-        return []
-    return [json_safe(a.to_dict() if hasattr(a, "to_dict") else a) for a in listed]
+    """The run's artifacts from the journal: name, type, size, file count, digest and which
+    trackers hold each (local paths are left out: a report travels)."""
+    assert run.directory is not None
+    journal = RunJournal.peek(run.directory.parent, run.run_id)
+    marks = {t.name: journal.artifact_marks(t.name) for t in run.trackers}
+    out = []
+    for entry in journal.artifacts():
+        index = entry.get("index")
+        out.append(json_safe({
+            "name": entry.get("name"), "type": entry.get("type"), "size": entry.get("size"),
+            "files": len(entry.get("files") or ()), "digest": entry.get("digest"),
+            "delivered": [name for name, held in marks.items()
+                          if (held.get(index) or {}).get("state") == "delivered"],
+        }))
+    return out
 
 
 def run_payload(run: RunInfo, builder: SeriesBuilder | None = None,

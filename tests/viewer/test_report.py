@@ -3,6 +3,7 @@ needs nothing from outside the file."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -132,3 +133,19 @@ def test_a_long_run_is_downsampled_keeping_its_extremes(data_dir: Path,
     assert 12_345 in loss["step"] and max(loss["v"]) == 40.0
     assert (loss["count"], loss["max_step"]) == (30_000, 12_345)
     assert path.stat().st_size < 300_000
+
+
+def test_artifacts_are_listed_with_who_holds_them_and_no_local_path(data_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    model = tmp_path / "secret-place" / "model.bin"
+    model.parent.mkdir()
+    model.write_bytes(b"x" * 2048)
+    with trackmux.Tracker(["null"], data_dir=data_dir) as tracker:
+        run = tracker.submit_job(name="with-artifact")
+        tracker.log_metrics(run, {"loss": 1.0}, step=0)
+        tracker.upload_artifact(model, {"name": "weights", "type": "model"}, job_id=run)
+    page = trackmux.report([run], tmp_path / "r.html", data_dir=data_dir).read_text()
+    (artifact,) = embedded_data(page)["runs"][0]["artifacts"]
+    assert artifact["name"] == "weights" and artifact["type"] == "model"
+    assert (artifact["size"], artifact["files"], artifact["delivered"]) == (2048, 1, ["null"])
+    assert "secret-place" not in json.dumps(embedded_data(page))

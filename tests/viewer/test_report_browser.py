@@ -80,6 +80,7 @@ def test_a_report_of_two_demo_runs_draws_every_chart(
     texts = page.evaluate("document.body.innerText")
     assert "alpha" in texts and "beta" in texts
     assert "null 150/150" in texts and "null 110/110" in texts
+    assert texts.count("demo-model (model)") == 2 and "→ null" in texts
     assert page.evaluate("[...document.querySelectorAll('table.config tr.differs th')]"
                          ".map(e => e.textContent)") == ["project_name", "extra.steps"]
 

@@ -219,11 +219,21 @@
     }, `${t.name} ${t.acknowledged}/${t.total}${t.finished ? " ✓" : ""}`)));
   }
 
+  function fmtBytes(n) {
+    if (n == null) return "";
+    const units = ["B", "KB", "MB", "GB", "TB"];
+    let i = 0;
+    while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+    return (i ? n.toFixed(1) : String(n)) + " " + units[i];
+  }
+
   function artifactsCell(run) {
     if (!run.artifacts || !run.artifacts.length) return "–";
-    return el("ul", { class: "artifacts" }, run.artifacts.map((a) => el("li", {},
-      typeof a === "string" ? a : [a.name || a.id || "artifact", a.type ? ` (${a.type})` : "",
-        a.size != null ? `, ${a.size} B` : ""].join(""))));
+    return el("ul", { class: "artifacts" }, run.artifacts.map((a) => el("li", {
+      title: `${a.files} file${a.files === 1 ? "" : "s"}` + (a.digest ? `, digest ${a.digest}` : "") +
+        `; held by ${a.delivered.length ? a.delivered.join(", ") : "no tracker yet"}`,
+    }, `${a.name}${a.type ? ` (${a.type})` : ""}, ${fmtBytes(a.size)}`,
+    a.delivered.length ? ` → ${a.delivered.join(", ")}` : " (not delivered)")));
   }
 
   function runsTable() {
