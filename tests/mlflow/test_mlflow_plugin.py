@@ -12,7 +12,6 @@ import pytest
 import trackmux_mlflow as plugin
 from _mlflow_support import connect, context, records, run
 from trackmux_mlflow import _runs, _values
-from trackmux_mlflow._session import JobState
 from trackmux_spec import (
     ArtifactSpec,
     JobStatus,
@@ -163,29 +162,28 @@ def test_long_params_are_truncated_with_a_warning(caplog):
 
 
 def test_requests_hold_whole_records_within_limits():
-    job = JobState(run_id="r", experiment_id="0")
+    """At most 999 metrics a request: the trackmux.seq tag makes 1,000 entries."""
     wide = [MetricRecord(i, i, 1.0 + i, {f"m{k}": float(k) for k in range(300)}) for i in range(10)]
-    groups = [(r.seq, _runs.record_entries(job, r)) for r in wide]
+    groups = [(r.seq, _runs.record_entries(r)) for r in wide]
     requests = list(_runs.pack_records(groups))
-    assert all(len(metrics) <= 1000 for metrics, _ in requests)
+    assert all(len(metrics) <= 999 for metrics, _ in requests)
     assert [last for _, last in requests] == [2, 5, 8, 9]
-    for metrics, _ in requests:
-        assert metrics[-1]["key"] == _runs.SEQ_KEY
     huge = MetricRecord(0, 0, 1.0, {f"m{k}": 1.0 for k in range(2500)})
-    parts = list(_runs.pack_records([(0, _runs.record_entries(job, huge))]))
-    assert [len(m) for m, _ in parts] == [1000, 1000, 501]
+    parts = list(_runs.pack_records([(0, _runs.record_entries(huge))]))
+    assert [len(m) for m, _ in parts] == [999, 999, 502]
     assert [last for _, last in parts] == [None, None, 0]
 
 
-def test_same_step_same_millisecond_records_get_distinct_timestamps():
-    job = JobState(run_id="r", experiment_id="0")
-    first = _runs.record_entries(job, MetricRecord(0, 5, 1.0, {"x": 1.0}))
-    second = _runs.record_entries(job, MetricRecord(1, 5, 1.0, {"x": 1.0}))
-    other_step = _runs.record_entries(job, MetricRecord(2, 6, 1.0, {"x": 1.0}))
-    assert first[0]["timestamp"] == 1000
-    assert second[0]["timestamp"] == 1001
-    assert other_step[0]["timestamp"] == 1000
-    assert _runs.record_entries(job, MetricRecord(1, 5, 1.0, {"x": 1.0}))[0]["timestamp"] == 1001
+def test_a_records_entries_depend_on_the_record_only():
+    """A resend, from this session or another process, is byte for byte the same request."""
+    record = MetricRecord(7, 5, 1.0004, {"x": 1.0, "bad name!": math.nan})
+    assert _runs.record_entries(record) == [
+        {"key": "x", "value": 1.0, "timestamp": 1000, "step": 5},
+        {"key": "bad name_", "value": "NaN", "timestamp": 1000, "step": 5},
+    ]
+    again = MetricRecord(7, 5, 1.0004, {"x": 1.0, "bad name!": math.nan})
+    assert _runs.record_entries(again) == _runs.record_entries(record)
+    assert _runs.seq_tag(record) == {"key": "trackmux.seq", "value": '{"seq":7,"step":5}'}
 
 
 @pytest.mark.parametrize(
@@ -321,6 +319,83 @@ def test_lost_acknowledgement_is_recovered_from_the_server(mlflow_settings, tmp_
 
     rows = run(body())
     assert [row["_step"] for row in rows] == list(range(25))
+
+
+def test_a_run_holds_only_what_the_user_logged(mlflow_settings, tmp_path):
+    """No marker metric: the metrics are the user's; tags are MLflow's and trackmux.*."""
+
+    async def body():
+        session = await connect(mlflow_settings, tmp_path)
+        job = await plugin.submit_job(session, "clean001", TrainingConfig(tags=["a"]))
+        await plugin.log_metrics(session, job, records(0, 30))
+        point = await plugin.resume_point(session, job)
+        info = await _runs.get_run(session, job)
+        await plugin.disconnect(session)
+        return point, info
+
+    point, info = run(body())
+    assert sorted(m["key"] for m in info["data"]["metrics"]) == ["acc", "loss"]
+    tags = {t["key"]: t["value"] for t in info["data"]["tags"]}
+    assert json.loads(tags["trackmux.seq"]) == {"seq": 29, "step": 29}
+    assert {k for k in tags if not k.startswith(("mlflow.", "trackmux."))} == {"a"}
+    assert (point.next_seq, point.last_step) == (30, 29)
+
+
+def test_records_behind_a_lagging_seq_tag_are_stored_once(mlflow_settings, tmp_path):
+    """MLflow's SQL store commits a log-batch's metrics, then its tags, in two transactions
+    (checked in mlflow 3.17's SqlAlchemyStore.log_batch). A crash between them leaves
+    metrics stored that the tag does not count: here, records 10-14 sent without the tag.
+    The next process resends them; the metrics table's primary key keeps them once."""
+
+    async def body():
+        first = await connect(mlflow_settings, tmp_path)
+        job = await plugin.submit_job(first, "lagtag01", TrainingConfig())
+        await plugin.log_metrics(first, job, records(0, 10))
+        entries = [e for r in records(10, 15) for e in _runs.record_entries(r)]
+        await first.client.call(
+            "POST", "runs/log-batch", body={"run_id": job, "metrics": entries}
+        )
+        await plugin.disconnect(first)
+        second = await connect(mlflow_settings, tmp_path)
+        await plugin.submit_job(second, "lagtag01", TrainingConfig())
+        point = await plugin.resume_point(second, job)
+        await plugin.log_metrics(second, job, records(10, 20))
+        rows = await plugin.get_history(second, job)
+        history = await _runs.metric_history(second, job, "loss")
+        await plugin.disconnect(second)
+        return point, rows, history
+
+    point, rows, history = run(body())
+    assert point.next_seq == 10
+    assert [row["_step"] for row in rows] == list(range(20))
+    assert [row["loss"] for row in rows] == [1.0 / (i + 1) for i in range(20)]
+    assert len(history) == 20, "each record's metric stored once"
+
+
+def test_a_refused_log_batch_sets_no_seq_tag(mlflow_settings, tmp_path):
+    """Validation comes first: a request MLflow refuses stores neither metrics nor tag."""
+
+    async def body():
+        session = await connect(mlflow_settings, tmp_path)
+        job = await plugin.submit_job(session, "refuse01", TrainingConfig())
+        await plugin.log_metrics(session, job, records(0, 3))
+        bad = [{"key": "x", "value": 1.0, "timestamp": 1, "step": 0}] * 2 + [
+            {"key": "", "value": 1.0, "timestamp": 1, "step": 0}
+        ]
+        with pytest.raises(PermanentError):
+            await session.client.call(
+                "POST",
+                "runs/log-batch",
+                body={"run_id": job, "metrics": bad, "tags": [_runs.seq_tag(records(7, 8)[0])]},
+            )
+        point = await plugin.resume_point(session, job)
+        keys = sorted(m["key"] for m in (await _runs.get_run(session, job))["data"]["metrics"])
+        await plugin.disconnect(session)
+        return point, keys
+
+    point, keys = run(body())
+    assert point.next_seq == 3
+    assert keys == ["acc", "loss"]
 
 
 def test_large_batch_is_split_and_read_back_in_order(mlflow_settings, tmp_path):

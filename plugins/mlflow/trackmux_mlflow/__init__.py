@@ -31,10 +31,11 @@ How trackmux maps onto MLflow:
   one empty-valued tag per trackmux tag). MLflow params are immutable: on resume a
   changed value is kept as it was, with a warning.
 * Metrics: every record is logged with ``step`` = the record's step and ``timestamp`` =
-  its time in milliseconds, plus a marker metric ``_trackmux.seq`` (a name no user metric
-  can have: the core reserves the leading ``_``) that makes delivery exactly-once and
-  lets ``get_history`` rebuild the rows; see :mod:`._runs`. Requests respect MLflow's
-  limits (1,000 metrics, 100 params, 100 tags, 1 MB per ``log-batch``).
+  its time in milliseconds, and nothing else: no marker metric. The same ``log-batch``
+  request sets the run tag ``trackmux.seq`` (``{"seq": N, "step": S}``, the last record
+  it completes), which makes delivery exactly-once and answers ``resume_point``; see
+  :mod:`._runs`. Requests respect MLflow's limits (1,000 entries, 100 params, 100 tags,
+  1 MB per ``log-batch``).
 * Statuses: FINISHED, FAILED and KILLED through ``runs/update``; MLflow's SCHEDULED reads
   as PENDING.
 * Artifacts: files under ``<name>/`` in the run's artifact root, with a SHA-256
@@ -52,8 +53,8 @@ MLflow's quirks and what the plugin does about them (see :mod:`._values`):
   name, rather than failing the run: get_history returns the sanitised names.
 * Param values over 6,000 characters and tag values over 8,000 are truncated, with a
   warning (the server would truncate params silently).
-* Steps are MLflow's int64 steps; timestamps are whole milliseconds (a record logged at
-  the same step within the same millisecond as an earlier one is moved 1 ms later).
+* Steps are MLflow's int64 steps; timestamps are whole milliseconds (``get_history`` reads
+  records logged at one step within one millisecond back as one row).
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ async def resume_point(session: object, job_id: str) -> ResumePoint:
 
 @hookimpl
 async def log_metrics(session: object, job_id: str, records: Sequence[MetricRecord]) -> None:
-    """``runs/log-batch`` the records the server does not hold yet, with their markers."""
+    """``runs/log-batch`` the records the server does not hold yet, setting ``trackmux.seq``."""
     await _runs.log_metrics(_session(session), job_id, records)
 
 

@@ -1,23 +1,27 @@
 """Runs on MLflow: create or resume, log metrics exactly once, finish, and read back.
 
-Exactly once: MLflow's ``runs/log-batch`` appends whatever it is sent, so every record
-carries a marker metric, :data:`SEQ_KEY` (``_trackmux.seq``), logged after the record's
-values in the same request, with MLflow step = the record's ``seq``, value = the record's
-own step and the record's timestamp. MLflow keeps each key's latest value by step, so the
-run's ``_trackmux.seq`` latest metric (one ``runs/get``) says how many records the server
-holds. The session keeps that count per job (:attr:`JobState.stored`) and skips records
-below it; it reads the count from the server when it resumes a run, and again after any
-``log-batch`` request whose outcome it does not know (a timeout, a dropped connection, a
-5xx). A request never splits a record unless the record alone exceeds MLflow's 1,000
-metrics per request; the server stores a request's metrics in one transaction, and it
-ignores a metric identical to one it holds (key, value, timestamp, step), which covers
-the resend of a record that was split.
+Exactly once, with nothing in the run the user did not log: a record's metrics go out as
+``runs/log-batch`` entries with MLflow step = the record's step and timestamp = the
+record's time in milliseconds, and the same request sets the run tag :data:`SEQ_TAG`
+(``trackmux.seq``) to ``{"seq": N, "step": S}``, the last record it completes. The tag
+says how many records the server holds (``resume_point``; a new session reads it with one
+``runs/get``); the session keeps that count per job (:attr:`JobState.stored`) and skips
+records below it, reading it again after any request whose outcome it does not know.
 
-Reading back: ``metrics/get-history`` of the marker maps each ``(step, timestamp)`` to a
-``seq``; every other key's history is then sorted into rows by that pair. To keep the pair
-unique per record, a record whose step and millisecond timestamp are already taken in
-this job is moved forward by a millisecond (only records logged at the same step within
-the same millisecond are); values logged by other clients, without a marker, are left out.
+Why that is exactly once although a ``log-batch`` is not one transaction (MLflow 3.17's
+SQL store commits a request's params, its metrics and its tags one after another,
+``SqlAlchemyStore.log_batch``): the tags commit after the metrics, so the tag never counts
+a record whose metrics are not stored; and the metrics table's primary key is (run, key,
+timestamp, step, value), with ``log_batch`` skipping entries it already holds, so records
+resent because the tag lagged (a crash between the two commits, a lost answer) are stored
+once. A record's entries are a pure function of the record (no per-session state), so a
+resend from another process is identical too. ``tests/mlflow`` checks both against a real
+server.
+
+Reading back: every key's history is grouped by ``(step, timestamp)``, one row per group,
+in timestamp and step order. Two records at one step within one millisecond read back as
+one row (as W&B's one row per step), and identical values at the same key, step and
+millisecond are one entry in MLflow.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from ._values import (
 )
 
 __all__ = [
-    "SEQ_KEY",
+    "SEQ_TAG",
     "compare",
     "finish_job",
     "get_history",
@@ -70,8 +74,10 @@ __all__ = [
 
 logger = logging.getLogger("trackmux.mlflow")
 
-#: The marker metric logged with every record (see the module docstring).
-SEQ_KEY = "_trackmux.seq"
+#: The run tag holding the last stored record, ``{"seq": N, "step": S}`` (module docstring).
+SEQ_TAG = "trackmux.seq"
+#: The marker metric older trackmux versions logged with every record: read, never written.
+LEGACY_SEQ_KEY = "_trackmux.seq"
 #: The run tag that holds trackmux's run id; ``submit_job`` finds runs by it.
 RUN_ID_TAG = "trackmux.run_id"
 
@@ -201,21 +207,27 @@ async def _log_entries(
         await session.client.call("POST", "runs/log-batch", body={"run_id": run_id, field: chunk})
 
 
-def _stored_from(run: Mapping[str, Any]) -> tuple[int, tuple[int, int] | None]:
-    """How many records the run holds, and the last one's ``(step, timestamp)``."""
-    for metric in (run.get("data") or {}).get("metrics") or []:
-        if metric.get("key") == SEQ_KEY:
-            last = (int(float(metric["value"])), int(metric["timestamp"]))
-            return int(metric.get("step", 0)) + 1, last
+def _stored_from(run: Mapping[str, Any]) -> tuple[int, int | None]:
+    """How many records the run holds, and the last one's step (from :data:`SEQ_TAG`)."""
+    data = run.get("data") or {}
+    for tag in data.get("tags") or []:
+        if tag.get("key") == SEQ_TAG:
+            try:
+                held = json.loads(tag["value"])
+                seq, step = held["seq"], held["step"]
+                if isinstance(seq, int) and seq >= 0 and isinstance(step, int):
+                    return seq + 1, step
+            except (ValueError, KeyError, TypeError):
+                pass
+            logger.warning("MLflow tag %s=%r is not trackmux's; ignoring it", SEQ_TAG, tag)
+    for metric in data.get("metrics") or []:
+        if metric.get("key") == LEGACY_SEQ_KEY:
+            return int(metric.get("step", 0)) + 1, int(float(metric["value"]))
     return 0, None
 
 
 def _adopt(job: JobState, run: Mapping[str, Any]) -> None:
-    job.stored, last = _stored_from(run)
-    job.stamps = {seq: stamp for seq, stamp in job.stamps.items() if seq >= job.stored}
-    job.last_step = None if last is None else last[0]
-    if last is not None:
-        job.remember(*last)
+    job.stored, job.last_step = _stored_from(run)
 
 
 async def _log_new_params(
@@ -323,41 +335,35 @@ async def resume_point(session: MLflowSession, job_id: str) -> ResumePoint:
 # -- metrics ---------------------------------------------------------------------------------
 
 
-def _stamp(job: JobState, record: MetricRecord) -> int:
-    stamp = job.stamps.get(record.seq)
-    if stamp is None:
-        stamp = max(0, round(record.timestamp * 1000))
-        while (record.step, stamp) in job.recent:
-            stamp += 1
-        job.stamps[record.seq] = stamp
-        job.remember(record.step, stamp)
-    return stamp
-
-
-def record_entries(job: JobState, record: MetricRecord) -> list[dict[str, Any]]:
-    """The log-batch metrics of one record: its values, then the :data:`SEQ_KEY` marker."""
-    stamp = _stamp(job, record)
+def record_entries(record: MetricRecord) -> list[dict[str, Any]]:
+    """The log-batch metrics of one record: a pure function of the record (resends match)."""
+    stamp = max(0, round(record.timestamp * 1000))
     values: dict[str, Any] = {}
     for key, value in record.values.items():
         values[mlflow_name(key)] = encode_metric(value)
-    entries = [
+    return [
         {"key": key, "value": value, "timestamp": stamp, "step": record.step}
         for key, value in values.items()
     ]
-    entries.append({"key": SEQ_KEY, "value": record.step, "timestamp": stamp, "step": record.seq})
-    return entries
+
+
+def seq_tag(record: MetricRecord) -> dict[str, str]:
+    """The :data:`SEQ_TAG` entry saying that ``record`` and every record before it are stored."""
+    held = json.dumps({"seq": record.seq, "step": record.step}, separators=(",", ":"))
+    return {"key": SEQ_TAG, "value": held}
 
 
 def pack_records(
     groups: Iterable[tuple[int, list[dict[str, Any]]]],
     *,
-    per_request: int = MAX_METRICS_PER_BATCH,
+    per_request: int = MAX_METRICS_PER_BATCH - 1,
     max_bytes: int = MAX_BATCH_BYTES,
 ) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
     """Requests of whole records: ``(metrics, seq of the last record it completes)``.
 
-    A record with more entries than one request holds is split; its marker, last, lands
-    in the last part, so a request completes a record only if it carries its marker.
+    A request holds at most ``per_request`` metrics, leaving room for the :data:`SEQ_TAG`
+    tag within MLflow's 1,000 entries. A record with more entries than one request holds
+    is split; only its last part completes it.
     """
     chunk: list[dict[str, Any]] = []
     size = 0
@@ -381,7 +387,8 @@ def pack_records(
 
 
 async def log_metrics(session: MLflowSession, job_id: str, records: Sequence[MetricRecord]) -> None:
-    """Send the records the server does not hold yet, in requests of whole records."""
+    """Send the records the server does not hold yet, in requests of whole records, each
+    setting :data:`SEQ_TAG` to the last record it completes."""
     if not records:
         return
     job = await _job(session, job_id)
@@ -395,20 +402,20 @@ async def log_metrics(session: MLflowSession, job_id: str, records: Sequence[Met
     fresh = [r for r in records if r.seq >= stored]
     if not fresh:
         return
-    groups = [(r.seq, record_entries(job, r)) for r in fresh]
+    by_seq = {r.seq: r for r in fresh}
+    groups = [(r.seq, record_entries(r)) for r in fresh]
     for metrics, last in pack_records(groups):
+        body: dict[str, Any] = {"run_id": job.run_id, "metrics": metrics}
+        if last is not None:
+            body["tags"] = [seq_tag(by_seq[last])]
         try:
-            await session.client.call(
-                "POST", "runs/log-batch", body={"run_id": job.run_id, "metrics": metrics}
-            )
+            await session.client.call("POST", "runs/log-batch", body=body)
         except Exception:
             job.stored = None
             raise
         if last is not None:
             job.stored = last + 1
-            job.last_step = next(r.step for r in fresh if r.seq == last)
-            for seq in [s for s in job.stamps if s <= last]:
-                del job.stamps[seq]
+            job.last_step = by_seq[last].step
 
 
 # -- state -------------------------------------------------------------------------------------
@@ -473,33 +480,32 @@ async def metric_history(session: MLflowSession, run_id: str, key: str) -> list[
 
 
 async def get_history(session: MLflowSession, job_id: str) -> list[dict[str, Any]]:
-    """Every stored record of the run, in ``seq`` order (see the module docstring)."""
+    """Every stored row of the run: each key's history grouped by ``(step, timestamp)``, in
+    timestamp and step order (see the module docstring)."""
     run = await get_run(session, job_id)
     if run is None:
         raise UnknownJobError(job_id)
-    keys = [m["key"] for m in (run.get("data") or {}).get("metrics") or [] if m["key"] != SEQ_KEY]
-    rows: dict[int, dict[str, Any]] = {}
-    index: dict[tuple[int, int], int] = {}
-    for marker in await metric_history(session, job_id, SEQ_KEY):
-        seq, step, stamp = (
-            int(marker["step"]),
-            int(float(marker["value"])),
-            int(marker["timestamp"]),
-        )
-        rows[seq] = {"_step": step, "_timestamp": stamp / 1000}
-        index[(step, stamp)] = seq
+    keys = [
+        m["key"] for m in (run.get("data") or {}).get("metrics") or [] if m["key"] != LEGACY_SEQ_KEY
+    ]
     limit = asyncio.Semaphore(_PARALLEL_READS)
 
     async def read(key: str) -> tuple[str, list[dict[str, Any]]]:
         async with limit:
             return key, await metric_history(session, job_id, key)
 
+    groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
     for key, entries in await asyncio.gather(*(read(k) for k in keys)):
+        seen: dict[tuple[int, int], int] = {}
         for entry in entries:
-            owner = index.get((int(entry.get("step", 0)), int(entry["timestamp"])))
-            if owner is not None:
-                rows[owner][key] = decode_metric(entry["value"])
-    return [rows[seq] for seq in sorted(rows)]
+            stamp, step = int(entry["timestamp"]), int(entry.get("step", 0))
+            rows = groups.setdefault((stamp, step), [])
+            index = seen.get((stamp, step), 0)  # the same key twice: a row of its own
+            seen[(stamp, step)] = index + 1
+            if index == len(rows):
+                rows.append({"_step": step, "_timestamp": stamp / 1000})
+            rows[index][key] = decode_metric(entry["value"])
+    return [row for pair in sorted(groups) for row in groups[pair]]
 
 
 def _summary(run: Mapping[str, Any], session: MLflowSession) -> RunSummary:
@@ -512,7 +518,7 @@ def _summary(run: Mapping[str, Any], session: MLflowSession) -> RunSummary:
         summary={
             m["key"]: decode_metric(m["value"])
             for m in data.get("metrics") or []
-            if m["key"] != SEQ_KEY
+            if m["key"] != LEGACY_SEQ_KEY
         },
         url=session.run_url(str(info["run_id"])),
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import attrs
 from trackmux_spec import JobStatus
 
@@ -11,9 +9,6 @@ from ._client import MLflowClient
 from ._settings import Settings
 
 __all__ = ["JobState", "MLflowSession"]
-
-#: How many recent ``(step, timestamp)`` pairs a job remembers to keep them unique.
-_RECENT = 4096
 
 
 @attrs.define(kw_only=True)
@@ -26,9 +21,6 @@ class JobState:
         ``None`` when unknown (a run this session did not create, or after a request whose
         outcome is unknown): the next ``log_metrics`` reads it from the server first.
     :param last_step: the step of the last stored record, when ``stored`` is known.
-    :param stamps: the millisecond timestamp chosen for each record not yet acknowledged,
-        so that a resent record is sent exactly as before.
-    :param recent: recently used ``(step, timestamp)`` pairs, oldest first.
     :param finished: the status ``finish_job`` delivered, once it did.
     """
 
@@ -36,15 +28,7 @@ class JobState:
     experiment_id: str
     stored: int | None = None
     last_step: int | None = None
-    stamps: dict[int, int] = attrs.field(factory=dict, repr=False)
-    recent: OrderedDict[tuple[int, int], None] = attrs.field(factory=OrderedDict, repr=False)
     finished: JobStatus | None = None
-
-    def remember(self, step: int, stamp: int) -> None:
-        """Note ``(step, stamp)`` as used, forgetting the oldest beyond a bound."""
-        self.recent[(step, stamp)] = None
-        while len(self.recent) > _RECENT:
-            self.recent.popitem(last=False)
 
 
 @attrs.define(kw_only=True)
