@@ -54,6 +54,9 @@ lose and duplicate nothing, a run resumed from a journal that does not hold it (
 continues after what the backend holds, and every record is delivered within 30 seconds of
 being logged while failures clear within 15 seconds, proven on a virtual clock. Each
 failure says what was expected and what was found.
+For artifacts: a resend after a lost acknowledgement (same ``ArtifactSpec.key``) is stored
+once, an upload is retried across an outage without holding records back, and
+``trackmux.sync`` delivers an artifact a crashed session left in the journal.
 
 Safe to run again and again against a store that persists: every run the suite submits has
 a fresh run id and the tag :data:`SUITE_TAG`, and runs a test leaves open are finished when
@@ -909,6 +912,173 @@ class TrackerConformance:
                 await tracker.disconnect()
 
         asyncio.run(main())
+
+    # -- through the engine: the artifact delivery properties ------------------------------
+
+    @staticmethod
+    def _checkpoint(root: Path) -> dict[str, bytes]:
+        contents = {"weights.bin": bytes(range(256)) * 40, "sub/config.json": b'{"rank": 8}'}
+        for rel, data in contents.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+        return contents
+
+    @staticmethod
+    def _downloaded(folder: Path) -> dict[str, bytes]:
+        return {p.relative_to(folder).as_posix(): p.read_bytes()
+                for p in folder.rglob("*") if p.is_file()}
+
+    async def _journal_artifact(self, engine: Any, run: str, folder: Path) -> str:
+        entry = engine.store_artifact(folder, ArtifactSpec(name="ckpt", type="model"), copy=True)
+        return str(await engine.add_artifact(run, entry))
+
+    @_PROPERTY
+    @given(failures=st.lists(st.sampled_from([None, "before", "after", "after"]), min_size=1,
+                             max_size=5))
+    def test_an_artifact_is_stored_once_across_lost_acknowledgements(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any,
+            failures: list[str | None]) -> None:
+        """upload_artifact failing before the call or after it (the tracker stored it, the
+        acknowledgement was lost): the engine retries with the same key, and every call
+        that reached the tracker returned the same artifact id, whose bytes are intact."""
+        self._require("artifacts")
+        from trackmux.testing import FaultInjector
+
+        plan = iter(failures)
+        injector = FaultInjector(
+            lambda hook, records: next(plan, None) if hook == "upload_artifact" else None,
+            clock=lambda: 0.0)
+        plugin_manager.register(injector, name="conformance-artifact-faults")
+
+        async def scenario(engine: Any, loop: Any) -> dict[str, bytes]:
+            run = await engine.submit(TrainingConfig(), None)
+            for step in range(5):
+                engine.log(run, {"loss": 1.0 / (step + 1)}, step)
+            with tempfile.TemporaryDirectory() as tmp:
+                contents = self._checkpoint(Path(tmp) / "ckpt")
+                artifact_id = await self._journal_artifact(engine, run, Path(tmp) / "ckpt")
+            report = await engine.flush()
+            _expect(report.delivered, f"flush() must deliver the artifact despite failures: "
+                                      f"{report}")
+            (remote,) = (await engine.wait_artifact(artifact_id, None)).values()
+            keys = {key for key, _ in injector.artifact_ids}
+            _expect(keys == {artifact_id}, f"every upload must carry the key {artifact_id!r}, "
+                                           f"got {keys}")
+            ids = {value for _, value in injector.artifact_ids}
+            _expect(ids == {remote}, f"a resent artifact (same key) must be stored once: the "
+                                     f"tracker returned the ids {sorted(ids)}")
+            with tempfile.TemporaryDirectory() as out:
+                await engine.call(None, "download_artifact", artifact_id=remote,
+                                  target_dir=Path(out))
+                _expect(self._downloaded(Path(out)) == contents,
+                        "the artifact must come back byte for byte")
+            return contents
+
+        try:
+            self._virtual(plugin_manager, tracker_credentials, tracker_settings, scenario)
+        finally:
+            plugin_manager.unregister(injector)
+
+    def test_an_artifact_is_retried_across_an_outage(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
+        """Every upload attempt fails for 40 virtual seconds: the artifact arrives after,
+        while the records logged meanwhile are not held back."""
+        self._require("artifacts")
+        from trackmux.testing import FaultInjector
+
+        clock: list[Callable[[], float]] = []
+        outage = (1.0, 41.0)
+
+        def plan(hook: str, records: Any) -> str | None:
+            down = hook == "upload_artifact" and outage[0] <= clock[0]() < outage[1]
+            return "before" if down else None
+
+        injector = FaultInjector(plan, clock=lambda: clock[0]())
+        plugin_manager.register(injector, name="conformance-artifact-outage")
+
+        async def scenario(engine: Any, loop: Any) -> None:
+            clock.append(loop.time)
+            run = await engine.submit(TrainingConfig(), None)
+            await asyncio.sleep(outage[0] - loop.time())
+            with tempfile.TemporaryDirectory() as tmp:
+                contents = self._checkpoint(Path(tmp) / "ckpt")
+                artifact_id = await self._journal_artifact(engine, run, Path(tmp) / "ckpt")
+            for step in range(20):
+                engine.log(run, {"i": step}, step)
+                await asyncio.sleep(1.0)
+            report = engine.report()
+            _expect(report.trackers[0].artifacts_pending == 1,
+                    f"the artifact cannot have arrived during the outage: {report}")
+            job = engine.job_id_for(engine.worker(None), run)
+            held = [seq for seq in range(10)
+                    if injector.delivered.get((job, seq), math.inf) >= outage[1]]
+            _expect(not held, f"records logged during an artifact outage must not wait for "
+                              f"it; records {held} did")
+            report = await engine.flush()
+            _expect(report.delivered, f"the artifact must arrive after the outage: {report}")
+            _expect(loop.time() >= outage[1], "the artifact arrived during the outage")
+            (remote,) = (await engine.wait_artifact(artifact_id, None)).values()
+            with tempfile.TemporaryDirectory() as out:
+                await engine.call(None, "download_artifact", artifact_id=remote,
+                                  target_dir=Path(out))
+                _expect(self._downloaded(Path(out)) == contents,
+                        "the artifact must come back byte for byte")
+
+        try:
+            self._virtual(plugin_manager, tracker_credentials, tracker_settings, scenario)
+        finally:
+            plugin_manager.unregister(injector)
+
+    def test_sync_delivers_an_artifact_left_by_a_crash(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any,
+            tmp_path: Path) -> None:
+        """A session ends (as a crash would) with its artifact journaled and undelivered:
+        trackmux.sync uploads it once, a second sync sends nothing, and the id
+        upload_artifact returned downloads it."""
+        self._require("artifacts")
+        import trackmux
+        from trackmux.testing import FaultInjector, run_on_virtual_clock
+
+        injector = FaultInjector(
+            lambda hook, records: "before" if hook == "upload_artifact" else None,
+            clock=lambda: 0.0)
+        contents = self._checkpoint(tmp_path / "ckpt")
+        data_dir = tmp_path / "data"
+
+        async def crashed(engine: Any, loop: Any) -> tuple[str, str]:
+            run = await engine.submit(TrainingConfig(), None)
+            engine.log(run, {"loss": 0.5}, 0)
+            artifact_id = await self._journal_artifact(engine, run, tmp_path / "ckpt")
+            await asyncio.sleep(3.0)
+            return run, artifact_id
+
+        plugin_manager.register(injector, name="conformance-artifact-crash")
+        try:
+            run, artifact_id = run_on_virtual_clock(
+                plugin_manager, self.tracker_name, data_dir, crashed,
+                credentials=tracker_credentials, settings=tracker_settings)
+        finally:
+            plugin_manager.unregister(injector)
+        (tmp_path / "ckpt" / "weights.bin").write_bytes(b"overwritten")
+        settings = {self.tracker_name: dict(tracker_settings)}
+        first = trackmux.sync(tracker=self.tracker_name, data_dir=data_dir,
+                              credentials=tracker_credentials, settings=settings,
+                              plugin_manager=plugin_manager)
+        _expect(first.ok and [(r.run_id, r.artifacts_delivered) for r in first.runs]
+                == [(run, 1)], f"sync must deliver the journaled artifact: {first}")
+        again = trackmux.sync([run], tracker=self.tracker_name, data_dir=data_dir,
+                              credentials=tracker_credentials, settings=settings,
+                              plugin_manager=plugin_manager)
+        _expect(again.ok and again.runs[0].artifacts_delivered == 0
+                and again.runs[0].state == "up to date",
+                f"a second sync must send nothing: {again}")
+        tracker = self._tracker(plugin_manager, data_dir, tracker_credentials, tracker_settings)
+        try:
+            tracker.download_artifact(artifact_id, tmp_path / "out")
+        finally:
+            tracker.disconnect()
+        _expect(self._downloaded(tmp_path / "out") == contents,
+                "the synced artifact must be the original bytes")
 
     # -- through the engine: the delivery properties ------------------------------------------
 

@@ -1,4 +1,5 @@
-"""One run fanned out to MLflow (real server), W&B (in-process fake) and the offline tracker."""
+"""One run fanned out to MLflow (real server), W&B (in-process fake) and the offline tracker:
+every row, and one artifact, which each tracker stores once."""
 
 from __future__ import annotations
 
@@ -46,6 +47,12 @@ def test_one_run_reaches_mlflow_wandb_and_null_alike(
                 row["eval/acc"] = step / _ROWS
             tracker.log_metrics(run, row, step=step * 2)
             logged.append((step * 2, row))
+            if step == _ROWS // 2:
+                (tmp_path / "ckpt" / "sub").mkdir(parents=True)
+                (tmp_path / "ckpt" / "model.bin").write_bytes(bytes(range(256)) * 100)
+                (tmp_path / "ckpt" / "sub" / "config.json").write_bytes(b'{"rank": 16}')
+                artifact_id = tracker.upload_artifact(tmp_path / "ckpt", {"name": "ckpt"})
+                (tmp_path / "ckpt" / "model.bin").write_bytes(b"overwritten")
         report = tracker.flush(timeout=120)
         assert report.delivered, report
         histories = {
@@ -55,8 +62,24 @@ def test_one_run_reaches_mlflow_wandb_and_null_alike(
         statuses = {
             name: tracker.get_job_status(run, tracker=name) for name in ("mlflow", "wandb", "null")
         }
+        downloads = {
+            name: tracker.download_artifact(artifact_id, tmp_path / name, tracker=name)
+            for name in ("mlflow", "wandb", "null")
+        }
     finally:
         tracker.disconnect()
+
+    expected = {"model.bin": bytes(range(256)) * 100, "sub/config.json": b'{"rank": 16}'}
+    for name, folder in downloads.items():
+        got = {p.relative_to(folder).as_posix(): p.read_bytes()
+               for p in folder.rglob("*") if p.is_file()}
+        assert got == expected, name
+    assert [a.state for a in fake.artifacts(collection="ckpt")] == ["COMMITTED"]
+    assert len(list((tmp_path / "trackmux" / "trackers" / "null" / "artifacts").iterdir())) == 1
+    again = trackmux.sync([run], tracker="mlflow", data_dir=tmp_path / "trackmux",
+                          credentials={"tracking_uri": mlflow_server.url},
+                          settings={"mlflow": {"experiment": experiment}})
+    assert (again.runs[0].state, again.runs[0].artifacts_delivered) == ("up to date", 0)
 
     for name, rows in histories.items():
         assert [r["_step"] for r in rows] == [step for step, _ in logged], name
