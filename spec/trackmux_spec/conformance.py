@@ -951,7 +951,7 @@ class TrackerConformance:
         plugin_manager.register(injector, name="conformance-artifact-faults")
 
         async def scenario(engine: Any, loop: Any) -> dict[str, bytes]:
-            run = await engine.submit(TrainingConfig(), None)
+            run = await engine.submit(_config(), None)
             for step in range(5):
                 engine.log(run, {"loss": 1.0 / (step + 1)}, step)
             with tempfile.TemporaryDirectory() as tmp:
@@ -972,6 +972,7 @@ class TrackerConformance:
                                   target_dir=Path(out))
                 _expect(self._downloaded(Path(out)) == contents,
                         "the artifact must come back byte for byte")
+            await engine.finish(run, JobStatus.FINISHED, None)
             return contents
 
         try:
@@ -998,7 +999,7 @@ class TrackerConformance:
 
         async def scenario(engine: Any, loop: Any) -> None:
             clock.append(loop.time)
-            run = await engine.submit(TrainingConfig(), None)
+            run = await engine.submit(_config(), None)
             await asyncio.sleep(outage[0] - loop.time())
             with tempfile.TemporaryDirectory() as tmp:
                 contents = self._checkpoint(Path(tmp) / "ckpt")
@@ -1023,6 +1024,7 @@ class TrackerConformance:
                                   target_dir=Path(out))
                 _expect(self._downloaded(Path(out)) == contents,
                         "the artifact must come back byte for byte")
+            await engine.finish(run, JobStatus.FINISHED, None)
 
         try:
             self._virtual(plugin_manager, tracker_credentials, tracker_settings, scenario)
@@ -1046,7 +1048,7 @@ class TrackerConformance:
         data_dir = tmp_path / "data"
 
         async def crashed(engine: Any, loop: Any) -> tuple[str, str]:
-            run = await engine.submit(TrainingConfig(), None)
+            run = await engine.submit(_config(), None)
             engine.log(run, {"loss": 0.5}, 0)
             artifact_id = await self._journal_artifact(engine, run, tmp_path / "ckpt")
             await asyncio.sleep(3.0)
@@ -1075,6 +1077,8 @@ class TrackerConformance:
         tracker = self._tracker(plugin_manager, data_dir, tracker_credentials, tracker_settings)
         try:
             tracker.download_artifact(artifact_id, tmp_path / "out")
+            tracker.submit_job(_config(), run_id=run)  # resumed, to leave no run open
+            tracker.finish(run)
         finally:
             tracker.disconnect()
         _expect(self._downloaded(tmp_path / "out") == contents,
