@@ -175,26 +175,34 @@ class ArtifactStore:
         :raises RuntimeError: a blob is missing from the store.
         """
         base = self.root / "views" / run_id / str(entry["index"])
-        files_dir = base / "files"
-        if not (base / "ready").exists():
-            if files_dir.exists():
-                _remove_tree(files_dir)
-            make_private_dir(files_dir)
-            for item in entry["files"]:
-                dest = files_dir / item["path"]
-                make_private_dir(dest.parent)
-                if item.get("source"):
-                    os.symlink(item["source"], dest)
-                else:
-                    blob = self.blob_path(item["sha256"])
+        if not base.is_dir():
+            # built aside, then renamed into place: several trackers' workers may race here,
+            # and a crash mid-way leaves no half view
+            parent = make_private_dir(base.parent)
+            tmp = parent / f".{entry['index']}-{secrets.token_hex(6)}"
+            try:
+                for item in entry["files"]:
+                    dest = tmp / "files" / item["path"]
+                    make_private_dir(dest.parent)
+                    if item.get("source"):
+                        os.symlink(item["source"], dest)
+                        continue
                     try:
-                        os.link(blob, dest)
+                        os.link(self.blob_path(item["sha256"]), dest)
                     except FileNotFoundError:
                         raise RuntimeError(
                             f"artifact {entry['name']!r}: the stored copy of {item['path']!r} "
                             f"is missing from {self.root}"
                         ) from None
-            os.close(os.open(base / "ready", os.O_CREAT | os.O_WRONLY, 0o600))
+                make_private_dir(tmp / "files")
+                os.rename(tmp, base)
+            except OSError:
+                if not base.is_dir():
+                    raise
+            finally:
+                if tmp.exists():
+                    _remove_tree(tmp)
+        files_dir = base / "files"
         for item in entry["files"]:
             if item.get("source"):
                 self.check_reference(entry, item)
