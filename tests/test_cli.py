@@ -100,7 +100,8 @@ def test_demo_creates_a_run_visible_in_runs_and_show(data_dir: Path) -> None:
     assert run["status"] == "finished"
     assert run["project"] == "cli-test"
     assert run["trackers"] == [{"name": "null", "job_id": run_id, "acknowledged": 30,
-                                "total": 30, "finished": True}]
+                                "total": 30, "finished": True, "offline": False,
+                                "pending": False}]
 
     shown = invoke_json(data_dir, "show", run_id)
     assert shown["record_count"] == 30
@@ -198,7 +199,8 @@ def test_show_json_structure_and_stats(data_dir: Path) -> None:
     assert shown["config"] == {"rank": 4, "project_name": "proj", "learning_rate": 0.01,
                                "tags": ["a"], "extra": {"warmup": 10}}
     assert shown["trackers"] == [{"name": "null", "job_id": run, "acknowledged": 5,
-                                  "total": 5, "finished": True}]
+                                  "total": 5, "finished": True, "offline": False,
+                                  "pending": False}]
     metrics = shown["metrics"]
     assert list(metrics) == ["loss", "acc", "tokens", "grad"]
     assert metrics["loss"] == {"count": 5, "last": "NaN", "last_step": 4, "min": 0.5,

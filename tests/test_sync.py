@@ -17,6 +17,7 @@ import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import trackmux
@@ -42,8 +43,12 @@ def wandb_settings(fake: FakeWandB) -> dict[str, dict[str, Any]]:
 
 
 def offline_run(data_dir: Path, rows: int = ROWS, *, finish: bool = True) -> str:
-    """A run logged to the offline tracker only: ``{"i": k}`` at step ``k``."""
-    with trackmux.Tracker(["null"], data_dir=data_dir) as tracker:
+    """A run logged with ``WANDB_MODE=offline`` (``TRACKMUX_TRACKERS=wandb,null``): to the
+    offline tracker only, pending for W&B. ``{"i": k}`` at step ``k``."""
+    with mock.patch.dict(os.environ, {"WANDB_MODE": "offline"}):
+        tracker = trackmux.Tracker(["wandb", "null"], data_dir=data_dir)
+    assert tracker.trackers == ("null",)
+    with tracker:
         run = tracker.submit_job(project_name=PROJECT, learning_rate=0.1)
         for k in range(rows):
             tracker.log_metrics(run, {"i": k, "loss": 1.0 / (k + 1)}, step=k)
@@ -240,7 +245,7 @@ def test_cli_sync_to_the_offline_tracker_prints_progress_and_a_summary(
 
     again = invoke(data_dir, "sync", "--tracker", "null")
     assert again.exit_code == 0, again.output
-    assert "Nothing to sync: null holds every run." in again.output
+    assert "Nothing to sync: null holds every run meant for it." in again.output
 
 
 @pytest.mark.slow
@@ -250,7 +255,7 @@ def test_cli_sync_to_wandb_takes_credentials_from_the_environment(
     data_dir = tmp_path / "data"
     run = offline_run(data_dir, 80)
     with fake.serve() as url:
-        result = invoke(data_dir, "sync", "--tracker", "wandb",
+        result = invoke(data_dir, "sync", "--tracker", "wandb", "--yes",
                         env={"WANDB_BASE_URL": url, "WANDB_API_KEY": fake.api_key})
     assert result.exit_code == 0, result.output
     assert f"{run}: synced, 80 records sent (0 already there, 80 in all)" in result.output
@@ -263,12 +268,12 @@ def test_cli_sync_with_a_rejected_key_fails_cleanly(fake: FakeWandB, tmp_path: P
     data_dir = tmp_path / "data"
     run = offline_run(data_dir, 10)
     with fake.serve() as url:
-        bad = invoke(data_dir, "sync", "--tracker", "wandb",
+        bad = invoke(data_dir, "sync", "--tracker", "wandb", "--yes",
                      env={"WANDB_BASE_URL": url, "WANDB_API_KEY": "x" * 40})
         assert bad.exit_code == 1, bad.output
         assert "rejected the API key" in bad.output
         assert "x" * 40 not in bad.output
-        good = invoke(data_dir, "sync", "--tracker", "wandb",
+        good = invoke(data_dir, "sync", "--tracker", "wandb", "--yes",
                       env={"WANDB_BASE_URL": url, "WANDB_API_KEY": fake.api_key})
     assert good.exit_code == 0, good.output
     assert steps_on(fake, run) == list(range(10))

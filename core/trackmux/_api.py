@@ -29,7 +29,7 @@ from trackmux_spec import (
 from . import _lifecycle
 from ._artifacts import parse_artifact_id
 from ._config import Settings, load_settings
-from ._engine import DeliveryReport
+from ._engine import DeliveryReport, Engine
 from ._plugins import get_plugin_manager, tracker_caller
 from ._ranks import make_engine, rank_policy
 
@@ -73,6 +73,23 @@ class _EngineThread:
                 self.loop.close()
 
 
+_SAID_OFFLINE: set[str] = set()
+
+
+def _say_kept_offline(trackers: Sequence[str]) -> None:
+    """Tell once per process that ``WANDB_MODE=offline`` keeps a tracker offline, and how
+    to send its runs later."""
+    for name in trackers:
+        if name in _SAID_OFFLINE:
+            continue
+        _SAID_OFFLINE.add(name)
+        logger.warning(
+            "WANDB_MODE=offline: W&B is kept offline; runs stay in the local journal, "
+            "marked as pending for %s. Send them later with: trackmux sync --tracker %s",
+            name, name,
+        )
+
+
 class _TrackerBase:
     """What both APIs share: configuration, the engine, its thread, argument checking."""
 
@@ -109,6 +126,9 @@ class _TrackerBase:
             batch_size=batch_size,
             batch_interval=batch_interval,
         )
+        if self.settings.offline and isinstance(self._engine, Engine):
+            self._engine.kept_offline = self.settings.offline
+            _say_kept_offline(self.settings.offline)
         if type(self) is Tracker:
             # the hot path without a wrapper call: Tracker.log_metrics is the engine's
             self.log_metrics = self._engine.log  # type: ignore[method-assign]
@@ -583,7 +603,8 @@ class Tracker(_TrackerBase):
     def log_metrics(
         self, job_id: str, metrics: Mapping[str, Any], step: int | None = None
     ) -> None:
-        """Record ``metrics`` at ``step``; returns at once (see :meth:`AsyncTracker.log_metrics`)."""
+        """Record ``metrics`` at ``step``; returns at once (as
+        :meth:`AsyncTracker.log_metrics`)."""
         self._engine.log(job_id, metrics, step)
 
     def update_config(self, job_id: str, values: Mapping[str, Any]) -> None:

@@ -27,15 +27,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import attrs
 import click
 from rich import box
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from trackmux_spec import TrackmuxError, TrainingConfig
 
 from . import __version__
 from ._config import load_settings
+from ._output import command, terminal_width
+from ._output import console as _console
+from ._output import echo_json as _echo_json
+from ._output import json_option as _json_option
 from ._runs import (
     MetricStats,
     RunInfo,
@@ -81,15 +85,6 @@ class _State:
         return f"trackmux --data-dir {shlex.quote(str(self.data_dir_option))}"
 
 
-def _console() -> Console:
-    # Created per command so that it writes to the current sys.stdout (CliRunner swaps it).
-    return Console(highlight=False)
-
-
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False))
-
-
 def _fail(message: str) -> NoReturn:
     raise click.ClickException(message)
 
@@ -109,11 +104,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int | str):
         return str(value)
     return json.dumps(json_safe(value), ensure_ascii=False)
-
-
-def _json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print JSON instead of a table (NaN/inf as strings).")(func)
 
 
 # -- the group --------------------------------------------------------------------------
@@ -176,14 +166,12 @@ def plugins(as_json: bool, check: str | None, settings: tuple[str, ...],
     click.echo(_plugins_text(described, _width()))
 
 
-def _width() -> int:
-    """The terminal's width; 80 when the output is not a terminal (and COLUMNS is unset)."""
-    import shutil
-
-    return max(40, shutil.get_terminal_size((80, 24)).columns)
+def _width() -> int | None:
+    """The terminal's width; ``None`` (no wrapping) when the output is not a terminal."""
+    return terminal_width()
 
 
-def _plugins_text(described: Sequence[Any], width: int) -> str:
+def _plugins_text(described: Sequence[Any], width: int | None) -> str:
     """One line per plugin (name, kind, distribution), its hooks or the reason it is broken
     wrapped beneath: readable at any width, and piped."""
     import textwrap
@@ -197,8 +185,11 @@ def _plugins_text(described: Sequence[Any], width: int) -> str:
         styled = click.style(f"{kind:<8}", fg="red" if p.broken else None, bold=bool(p.broken))
         lines.append(f"  {click.style(p.name.ljust(name_width), bold=True)}{styled} {origin}")
         detail = p.broken if p.broken else "hooks: " + ", ".join(p.hooks)
-        lines.extend(textwrap.wrap(detail, width=width, initial_indent=indent,
-                                   subsequent_indent=indent, break_on_hyphens=False))
+        if width is None:
+            lines.append(indent + detail)
+        else:
+            lines.extend(textwrap.wrap(detail, width=width, initial_indent=indent,
+                                       subsequent_indent=indent, break_on_hyphens=False))
     return "\n".join(lines)
 
 
@@ -296,7 +287,13 @@ def demo(state: _State, steps: int, trackers: str | None, project: str) -> None:
 def _progress_text(run: RunInfo) -> str:
     if not run.trackers:
         return "-"
-    return ", ".join(f"{t.name} {t.acknowledged}/{t.total}" for t in run.trackers)
+    parts = []
+    for t in run.trackers:
+        text = f"{t.name} {t.acknowledged}/{t.total}"
+        if t.offline and t.pending:
+            text += " pending (offline)"
+        parts.append(text)
+    return ", ".join(parts)
 
 
 @cli.command(short_help="List the runs in the local journal.")
@@ -628,47 +625,133 @@ def ui(state: _State, port: int | None, host: str) -> None:
 @click.option("--tracker", "tracker_name", required=True,
               help="The tracker to deliver to (credentials from its environment, e.g. "
                    "WANDB_API_KEY).")
+@click.option("--all", "every", is_flag=True,
+              help="Without RUN: every run the tracker lacks, not only those meant for it.")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before sending.")
 @click.option("--timeout", type=float, default=None,
               help="Seconds to wait per run before leaving it incomplete.")
+@_json_option
 @click.pass_obj
-def sync(state: _State, run_refs: tuple[str, ...], tracker_name: str,
-         timeout: float | None) -> None:
-    """Send every record of RUN (default: every run the tracker lacks) that TRACKER never
-    acknowledged, exactly once: from a crashed process, an offline run or a long outage.
-    Syncing twice changes nothing."""
+def sync(state: _State, run_refs: tuple[str, ...], tracker_name: str, every: bool,
+         dry_run: bool, yes: bool, timeout: float | None, as_json: bool) -> None:
+    """Send every record of RUN that TRACKER never acknowledged, exactly once: from a
+    crashed process, an offline run (WANDB_MODE=offline) or a long outage. Syncing twice
+    changes nothing.
+
+    Without RUN: the runs that were meant for TRACKER (their tracker list named it, or
+    WANDB_MODE=offline kept them) and that it lacks; --all takes every run it lacks. The
+    runs are listed and, unless --yes, confirmed before anything is sent.
+    """
+    from ._sync import pending_records, pending_runs
+
+    named = bool(run_refs)
+    if named:
+        run_ids = [_load(state, ref).run_id for ref in run_refs]
+    else:
+        run_ids = pending_runs(state.data_dir, tracker_name, meant_only=not every)
+    plan = [(_load(state, run_id), pending_records(state.data_dir, run_id, tracker_name))
+            for run_id in run_ids]
+    console = _console()
+    if not plan:
+        _nothing_to_sync(state, tracker_name, every, as_json)
+        return
+    if dry_run or not named:
+        if as_json and dry_run:
+            _echo_json({"tracker": tracker_name, "dry_run": True,
+                        "runs": [{**run.to_dict(), "records_to_send": records}
+                                 for run, records in plan]})
+            return
+        _print_plan(console if not as_json else _console_err(), tracker_name, plan, dry_run)
+        if dry_run:
+            return
+        if not yes:
+            _confirm(f"Send {len(plan)} run{'s' if len(plan) != 1 else ''} to {tracker_name}?")
+    _run_sync(state, console, tracker_name, [run.run_id for run, _ in plan], timeout, as_json)
+
+
+def _console_err() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, stderr=True, soft_wrap=True)
+
+
+def _nothing_to_sync(state: _State, tracker: str, every: bool, as_json: bool) -> None:
+    from ._sync import pending_runs
+
+    if as_json:
+        _echo_json({"tracker": tracker, "runs": []})
+        return
+    others = [] if every else pending_runs(state.data_dir, tracker)
+    click.echo(f"Nothing to sync: {tracker} holds every run meant for it.")
+    if others:
+        click.echo(f"{len(others)} other run{'s' if len(others) != 1 else ''} "
+                   f"{'were' if len(others) != 1 else 'was'} not meant for {tracker}; "
+                   f"send {'them' if len(others) != 1 else 'it'} with: "
+                   f"{command('sync', '--tracker', tracker, '--all')}")
+
+
+def _print_plan(console: Any, tracker: str, plan: list[tuple[RunInfo, int]],
+                dry_run: bool) -> None:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                  title=f"{'Would send' if dry_run else 'To send'} to {tracker}",
+                  title_justify="left")
+    table.add_column("Run", style="bold", no_wrap=True)
+    table.add_column("Name")
+    table.add_column("Project")
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Records to send", justify="right")
+    for run, records in plan:
+        table.add_row(run.run_id, run.name or "-", run.project or "-", run.status, str(records))
+    console.print(table)
+    if dry_run:
+        console.print("Dry run: nothing was sent.")
+
+
+def _confirm(question: str) -> None:
+    try:
+        answer = click.confirm(question, default=False, err=True)
+    except click.Abort:  # no answer: end of input
+        answer = False
+    if not answer:
+        _fail("nothing was sent: answer y at the prompt, or pass --yes to send without asking")
+
+
+def _run_sync(state: _State, console: Any, tracker: str, run_ids: list[str],
+              timeout: float | None, as_json: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from ._sync import sync as sync_runs
 
-    console = _console()
-    run_ids = [_load(state, ref).run_id for ref in run_refs] or None
+    bar_console = _console_err() if as_json else console
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console, transient=False) as bar:
+                  console=bar_console, transient=False, disable=as_json) as bar:
         tasks: dict[str, Any] = {}
 
         def progress(run_id: str, delivered: int, total: int) -> None:
             if run_id not in tasks:
-                tasks[run_id] = bar.add_task(f"{run_id} → {tracker_name}", total=total)
+                tasks[run_id] = bar.add_task(f"{run_id} → {tracker}", total=total)
             bar.update(tasks[run_id], completed=delivered, total=total)
 
         try:
-            report = sync_runs(run_ids, tracker=tracker_name, data_dir=state.data_dir,
+            report = sync_runs(run_ids, tracker=tracker, data_dir=state.data_dir,
                                timeout=timeout, progress=progress)
         except (ValueError, ConnectionError, LookupError) as exc:
             _fail(str(exc))
-    if not report.runs:
-        console.print(f"Nothing to sync: {tracker_name} holds every run.")
-        return
-    for run in report.runs:
-        line = f"{run.run_id}: {run.state}, {run.delivered} records sent"
-        line += f" ({run.already} already there, {run.total} in all)"
-        if run.artifacts_delivered or run.artifacts_pending:
-            line += f", {run.artifacts_delivered} artifact(s) sent"
-            if run.artifacts_pending:
-                line += f", {run.artifacts_pending} still missing"
-        if run.error:
-            line += f" - {run.error}"
-        console.print(line)
+    if as_json:
+        _echo_json({"tracker": tracker, "ok": report.ok,
+                    "runs": [attrs.asdict(run) for run in report.runs]})
+    else:
+        for run in report.runs:
+            line = f"{run.run_id}: {run.state}, {run.delivered} records sent"
+            line += f" ({run.already} already there, {run.total} in all)"
+            if run.artifacts_delivered or run.artifacts_pending:
+                line += f", {run.artifacts_delivered} artifact(s) sent"
+                if run.artifacts_pending:
+                    line += f", {run.artifacts_pending} still missing"
+            if run.error:
+                line += f" - {run.error}"
+            console.print(line, markup=False)
     if not report.ok:
         raise SystemExit(1)
 

@@ -15,8 +15,10 @@ A configuration file looks like::
     [wandb]                             # settings handed to that tracker's connect()
     project = "my-peft-project"
 
-W&B's own switch keeps working: ``WANDB_MODE=offline`` (or ``dryrun``, ``disabled``) takes
-``wandb`` out of the list; the runs stay in the journal and ``trackmux sync`` sends them later.
+W&B's own switch keeps working: ``WANDB_MODE=offline`` (or ``dryrun``) takes ``wandb`` out of
+the list and records it in :attr:`Settings.offline`: the runs stay in the journal, marked as
+meant for W&B, and ``trackmux sync --tracker wandb`` sends them later. ``WANDB_MODE=disabled``
+takes ``wandb`` out and marks nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class Settings:
     source: str = "default"
     #: Which ranks of a distributed job send: ``"main"`` or ``"all"`` (see ``_ranks``).
     ranks: str = "main"
+    #: Trackers of the list that ``WANDB_MODE=offline`` keeps offline: runs are journaled as
+    #: meant for them, for ``trackmux sync``.
+    offline: tuple[str, ...] = ()
 
     def settings_for(self, tracker: str) -> dict[str, Any]:
         """The table of ``tracker`` in the configuration file (empty if none)."""
@@ -111,8 +116,12 @@ def load_settings(
     else:
         names, source = DEFAULT_TRACKERS, "default"
 
-    if env.get("WANDB_MODE", "").lower() in ("offline", "dryrun", "disabled") and "wandb" in names:
+    offline: tuple[str, ...] = ()
+    wandb_mode = env.get("WANDB_MODE", "").strip().lower()
+    if wandb_mode in ("offline", "dryrun", "disabled") and "wandb" in names:
         names = tuple(name for name in names if name != "wandb") or DEFAULT_TRACKERS
+        if wandb_mode != "disabled":
+            offline = ("wandb",)
 
     if data_dir is not None:
         directory = Path(data_dir)
@@ -138,4 +147,4 @@ def load_settings(
         mode = parse_mode(file_table["ranks"], str(found[0]))
     else:
         mode = "main"
-    return Settings(names, directory.expanduser(), per_tracker, source, mode)
+    return Settings(names, directory.expanduser(), per_tracker, source, mode, offline)

@@ -1012,7 +1012,26 @@ class Engine:
                 journal.reopen()
             else:
                 journal = RunJournal.create(self.journal_root, run_id, config.to_dict())
+        self._record_destinations(journal)
         return await self._attach(journal)
+
+    #: Trackers this session keeps offline (``WANDB_MODE=offline``): set by the public API.
+    kept_offline: tuple[str, ...] = ()
+
+    def _record_destinations(self, journal: RunJournal) -> None:
+        """Write down which trackers the run is meant for (those of this session and those
+        kept offline), so that ``trackmux sync --tracker T`` picks exactly its runs."""
+        meta = journal.meta
+        before = (meta.get("destinations"), meta.get("offline"))
+        destinations = list(meta.get("destinations") or [])
+        for name in (*self.tracker_names, *self.kept_offline):
+            if name not in destinations:
+                destinations.append(name)
+        offline = [n for n in meta.get("offline") or [] if n not in self.tracker_names]
+        offline += [n for n in self.kept_offline if n not in offline]
+        if (destinations, offline) != before:
+            meta["destinations"], meta["offline"] = destinations, offline
+            journal.save_meta()
 
     async def resume(self, run_id: str) -> str:
         """Attach a run already in the journal (another process's, or an offline one)."""

@@ -67,11 +67,19 @@ class TrackerProgress:
     acknowledged: int
     total: int
     finished: bool
+    #: Kept offline (``WANDB_MODE=offline``) when the run was made: ``trackmux sync`` sends it.
+    offline: bool = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether the tracker lacks records, the run itself, or the run's final state."""
+        return self.acknowledged < self.total or self.job_id is None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
         return {"name": self.name, "job_id": self.job_id, "acknowledged": self.acknowledged,
-                "total": self.total, "finished": self.finished}
+                "total": self.total, "finished": self.finished, "offline": self.offline,
+                "pending": self.pending}
 
 
 @define
@@ -166,7 +174,8 @@ def _open(root: Path, run_id: str) -> tuple[RunJournal, int]:
 
 
 def _tracker_names(journal: RunJournal) -> list[str]:
-    names = list(journal.meta.get("trackers") or {})
+    names = list(journal.meta.get("destinations") or [])
+    names += [name for name in journal.meta.get("trackers") or {} if name not in names]
     cursors = journal.directory / "cursors"
     if cursors.is_dir():
         for path in sorted(cursors.iterdir()):
@@ -179,10 +188,11 @@ def _info(root: Path, run_id: str) -> RunInfo:
     journal, count = _open(root, run_id)
     meta = journal.meta
     trackers = []
+    offline = set(meta.get("offline") or [])
     for name in _tracker_names(journal):
         seq, _ = journal.read_cursor(name)
         trackers.append(TrackerProgress(name, journal.tracker_job(name), min(seq, count), count,
-                                         journal.tracker_finished(name)))
+                                         journal.tracker_finished(name), name in offline))
     pid = meta.get("pid")
     return RunInfo(
         run_id=journal.run_id,

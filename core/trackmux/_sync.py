@@ -37,7 +37,7 @@ from ._engine import Engine
 from ._journal import RunJournal, count_records, iter_run_ids
 from ._plugins import get_plugin_manager, tracker_caller
 
-__all__ = ["RunSync", "SyncReport", "pending_runs", "sync"]
+__all__ = ["RunSync", "SyncReport", "meant_for", "pending_records", "pending_runs", "sync"]
 
 #: ``progress(run_id, delivered, total)`` is called while a run is being synced.
 Progress = Callable[[str, int, int], None]
@@ -82,11 +82,34 @@ def _needs_sync(journal: RunJournal, tracker: str) -> bool:
     return bool(journal.meta.get("final_status")) and not journal.tracker_finished(tracker)
 
 
-def pending_runs(data_dir: os.PathLike[str] | str, tracker: str) -> list[str]:
-    """The runs in the journal that ``tracker`` does not fully hold yet."""
+def meant_for(journal: RunJournal, tracker: str) -> bool:
+    """Whether the run was meant for ``tracker``: its tracker list named it, or
+    ``WANDB_MODE=offline`` kept it offline (runs from before this was recorded: whether the
+    tracker ever took the run)."""
+    destinations = journal.meta.get("destinations")
+    if destinations is None:
+        return tracker in (journal.meta.get("trackers") or {})
+    return tracker in destinations
+
+
+def pending_runs(
+    data_dir: os.PathLike[str] | str, tracker: str, *, meant_only: bool = False
+) -> list[str]:
+    """The runs in the journal that ``tracker`` does not fully hold yet; with
+    ``meant_only``, only those that were meant for it (see :func:`meant_for`)."""
     journal_root = Path(data_dir) / "journal"
-    return [run_id for run_id in iter_run_ids(journal_root)
-            if _needs_sync(RunJournal.peek(journal_root, run_id), tracker)]
+    found = []
+    for run_id in iter_run_ids(journal_root):
+        journal = RunJournal.peek(journal_root, run_id)
+        if (not meant_only or meant_for(journal, tracker)) and _needs_sync(journal, tracker):
+            found.append(run_id)
+    return found
+
+
+def pending_records(data_dir: os.PathLike[str] | str, run_id: str, tracker: str) -> int:
+    """How many of the run's records ``tracker`` has not acknowledged."""
+    journal = RunJournal.peek(Path(data_dir) / "journal", run_id)
+    return max(0, count_records(journal.records_path) - journal.read_cursor(tracker)[0])
 
 
 def sync(
@@ -102,7 +125,8 @@ def sync(
 ) -> SyncReport:
     """Deliver the journal's unacknowledged records of ``run_ids`` to ``tracker``.
 
-    :param run_ids: the runs to sync; by default every run ``tracker`` does not fully hold.
+    :param run_ids: the runs to sync; by default every run ``tracker`` does not fully hold
+        (``trackmux sync`` without run names narrows this to the runs meant for it).
     :param tracker: the tracker's name (``"wandb"``...).
     :param credentials: what that tracker's ``connect`` needs (else its environment).
     :param timeout: seconds to wait per run before leaving it ``incomplete``.
