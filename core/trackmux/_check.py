@@ -240,20 +240,17 @@ def check_command(name: str, as_json: bool, settings: Sequence[str] = (),
         data["settings"] = check_input.describe()
         click.echo(json.dumps(data, indent=2))
     else:
-        click.echo(report_text(report, check_input, _width()))
+        from ._output import terminal_width
+
+        click.echo(report_text(report, check_input, terminal_width()))
     if not report.ok:
         raise SystemExit(1)
 
 
-def _width() -> int:
-    import shutil
-
-    return max(40, shutil.get_terminal_size((80, 24)).columns)
-
-
-def report_text(report: CheckReport, check_input: CheckInput, width: int) -> str:
+def report_text(report: CheckReport, check_input: CheckInput, width: int | None) -> str:
     """The report as plain lines that read well at any width and piped: one line per test
-    (result, name), a skip's reason beneath it, each failure in full, then the verdict."""
+    (result, name), a skip's reason beneath it, each failure in full, then the verdict.
+    ``width`` wraps long lines for a terminal; ``None`` (piped) wraps nothing."""
     import textwrap
 
     import click
@@ -261,6 +258,9 @@ def report_text(report: CheckReport, check_input: CheckInput, width: int) -> str
     def wrap(text: str, indent: str) -> list[str]:
         lines: list[str] = []
         for line in text.splitlines() or [""]:
+            if width is None:
+                lines.append(indent + line if line else indent.rstrip())
+                continue
             lines.extend(textwrap.wrap(line, width=width, initial_indent=indent,
                                        subsequent_indent=indent, break_on_hyphens=False,
                                        break_long_words=True) or [indent.rstrip()])
