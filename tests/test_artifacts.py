@@ -203,7 +203,7 @@ def test_an_offline_wandb_run_syncs_its_artifact_once(tmp_path: Path,
     fake = FakeWandB()
     with fake.serve() as url:
         env = {"WANDB_BASE_URL": url, "WANDB_API_KEY": fake.api_key}
-        first = invoke(data_dir, "sync", "--tracker", "wandb", env=env)
+        first = invoke(data_dir, "sync", "--tracker", "wandb", "--yes", env=env)
         assert first.exit_code == 0, first.output
         assert f"{run}: synced, 20 records sent" in first.output
         assert "1 artifact(s) sent" in first.output
