@@ -23,6 +23,8 @@ pytestmark = pytest.mark.usefixtures("isolated_env")
 #: Commands that print no table, and why (a new command either takes --json or is listed).
 NO_TABLE = {
     "demo": "a progress bar and the hints of where the run is",
+    "report": "writes an HTML file and prints its path",
+    "ui": "serves a web page and prints its address",
 }
 
 LONG_NAME = "sweep-" + "x" * 150 + "-end"
