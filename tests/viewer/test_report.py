@@ -101,7 +101,8 @@ def test_the_page_carries_what_the_runs_hold(data_dir: Path, tmp_path: Path) -> 
                                                                          4, ["t1"])
     assert (two["name"], two["records"]) == ("second", 2)
     assert one["trackers"] == [{"name": "null", "job_id": first, "acknowledged": 4,
-                                "total": 4, "finished": True}]
+                                "total": 4, "finished": True, "offline": False,
+                                "pending": False}]
     assert one["config"]["extra.seed"] == 1
     assert one["duration"] >= 0
     loss, acc = one["metrics"]["loss"], one["metrics"]["acc"]
