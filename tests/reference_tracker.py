@@ -22,6 +22,7 @@ from trackmux_spec import (
     JobStatus,
     MetricRecord,
     PermanentError,
+    ResumePoint,
     RunSummary,
     TrackerInfo,
     TrainingConfig,
@@ -97,6 +98,12 @@ class ReferenceTracker:
     def update_config(self, session: Store, job_id: str, config: TrainingConfig) -> None:
         with session.lock:
             session.delivery_job(job_id).config = config
+
+    @hookimpl
+    def resume_point(self, session: Store, job_id: str) -> ResumePoint:
+        with session.lock:
+            rows = session.job(job_id).rows
+            return ResumePoint(next_seq=len(rows), last_step=rows[-1]["_step"] if rows else None)
 
     @hookimpl
     def log_metrics(self, session: Store, job_id: str, records: Sequence[MetricRecord]) -> None:
