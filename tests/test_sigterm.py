@@ -10,8 +10,10 @@ The child logs through a ``Tracker`` and is stopped with ``SIGTERM``. What must 
 * W&B gets ``preempting`` and then a non-zero exit code: its run reads ``preempted``;
 * a second SIGTERM while the first one delivers ends the process at once (the delivery
   bound is raised to 10 minutes there, so waiting for it would time the test out);
-* a handler installed before trackmux (Lightning's, a user's) is chained: it runs, the
-  process goes on as it decides, and the runs end as ``preempted``.
+* a handler installed before trackmux (a user's) is chained, and one installed after it
+  that calls it (as Lightning's Trainer composes the handler it finds) is respected: that
+  handler decides how the process stops, logging goes on, and the runs end as
+  ``preempted``.
 """
 
 from __future__ import annotations
@@ -175,13 +177,27 @@ def test_a_second_sigterm_ends_the_process_at_once(tmp_path: Path, wandb: FakeWa
     assert wandb.run(wandb.entity, "preempt", run).state == "preempted"
 
 
-def test_a_handler_installed_before_is_chained_and_decides(tmp_path: Path) -> None:
-    child = start("""
-        import signal, sys, time, trackmux
+BEFORE = """
         stop = []
         signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
         with trackmux.Tracker(["null"], data_dir=sys.argv[1]) as tracker:
             run = tracker.submit_job(name="chained")
+"""
+AFTER = """
+        stop = []
+        with trackmux.Tracker(["null"], data_dir=sys.argv[1]) as tracker:
+            run = tracker.submit_job(name="chained")
+            found = signal.getsignal(signal.SIGTERM)  # composed, as Lightning's Trainer does
+            signal.signal(signal.SIGTERM, lambda s, f: (stop.append(s), found(s, f)))
+"""
+
+
+@pytest.mark.parametrize("installed", [BEFORE, AFTER], ids=["before", "after-composing"])
+def test_another_sigterm_handler_decides_how_the_process_stops(
+        tmp_path: Path, installed: str) -> None:
+    child = start("""
+        import signal, sys, time, trackmux
+""" + textwrap.indent(textwrap.dedent(installed), " " * 8) + """
             print(run, flush=True)
             step = 0
             while not stop:

@@ -17,9 +17,10 @@
     up to :data:`PREEMPT_TIMEOUT` seconds, releases the journals, then restores the
     default disposition and re-raises the signal: the process ends with the status a
     SIGTERM gives (-15, or 143 in a shell). A second SIGTERM meanwhile ends it at once.
-  - With a Python handler before it (PyTorch Lightning's, a user's), that handler decides
-    how the process stops: trackmux commits what is buffered to the journal, then calls
-    it. The trackers stay open (a checkpoint step may still log); runs that end later
+  - With a Python handler before it (a user's), or one installed after it that calls it
+    (PyTorch Lightning composes the handler it finds), that handler decides how the process
+    stops: trackmux commits what is buffered to the journal (and calls the one before
+    it). The trackers stay open (a checkpoint step may still log); runs that end later
     without an explicit ``finish()`` (context exit, ``disconnect()``, interpreter exit)
     end as ``PREEMPTED``, delivering for at most :data:`PREEMPT_TIMEOUT` seconds.
   - ``SIG_IGN`` or a handler installed from C is left alone.
@@ -183,7 +184,10 @@ def _on_sigterm(signum: int, frame: Any) -> None:
         threading.Timer(0.01, _send_again, (signum,)).start()
         return
     previous = _previous
-    if callable(previous):
+    if callable(previous) or signal.getsignal(signal.SIGTERM) is not _on_sigterm:
+        # A Python handler installed before trackmux, or one installed after it that calls
+        # it (Lightning composes the handler it finds): that one decides how the process
+        # stops. trackmux commits, and the runs end as preempted when they are closed.
         _phase = "stopping"
         try:
             if trackers:
@@ -193,7 +197,8 @@ def _on_sigterm(signum: int, frame: Any) -> None:
             _run_bounded([_commit_of(t) for t in trackers])
         finally:
             _phase = "idle"
-        previous(signum, frame)
+        if callable(previous):
+            previous(signum, frame)
         return
     _phase = "stopping"
     _run_bounded([_commit_of(t, JobStatus.PREEMPTED) for t in trackers])
