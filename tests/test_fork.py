@@ -130,3 +130,49 @@ def test_multiprocessing_fork_workers_neither_hang_nor_write_the_parents_run(
     assert result["outcomes"] == [["TrackerClosedError", "TrackerClosedError"]]
     assert result["steps"] == 200
     assert_parent_run_intact(tmp_path, str(result["run"]), 200)
+
+
+
+def test_a_fork_while_another_thread_holds_the_engine_locks_never_hangs_the_child(
+        tmp_path: Path) -> None:
+    """Another thread is inside the hot path's critical section (it holds the engine's
+    locks, as the logging thread or the committer does most of the time in a busy loop)
+    when the main thread forks: the child's copies of those locks are held forever, so
+    the child must not wait on them. Its calls fail at once and it exits normally."""
+    result = run_script("""
+        import json, os, sys, threading, trackmux
+        tracker = trackmux.Tracker(["null"], data_dir=sys.argv[1])
+        run = tracker.submit_job(name="busy")
+        for step in range(100):
+            tracker.log_metrics(run, {"loss": 1.0 / (step + 1)}, step=step)
+        engine = tracker._engine
+        held, release = threading.Event(), threading.Event()
+
+        def hold():
+            with engine._write_lock, engine._lock:
+                held.set()
+                release.wait()
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        held.wait()
+        pid = os.fork()
+        if pid == 0:
+            outcome = []
+            for call in (lambda: tracker.log_metrics(run, {"loss": 0.0}), tracker.flush):
+                try:
+                    call()
+                    outcome.append("accepted")
+                except trackmux.TrackerClosedError:
+                    outcome.append("refused")
+            sys.exit(0 if outcome == ["refused", "refused"] else 2)
+        status = os.waitpid(pid, 0)[1]
+        release.set()
+        thread.join()
+        for step in range(100, 200):
+            tracker.log_metrics(run, {"loss": 1.0 / (step + 1)}, step=step)
+        tracker.disconnect()
+        print(json.dumps({"run": run, "status": status}))
+    """, tmp_path)
+    assert result["status"] == 0
+    assert_parent_run_intact(tmp_path, str(result["run"]), 200)
