@@ -137,6 +137,12 @@ def _artifacts(run: RunInfo) -> list[dict[str, Any]]:
     return out
 
 
+def _chart_value(value: float) -> float:
+    """A value as charts draw it: 7 significant digits (the legend shows 6; the summary's
+    last/min/max stay exact), which halves the size of a report of noisy floats."""
+    return value if isinstance(value, int) else float(f"{value:.7g}")
+
+
 def run_payload(run: RunInfo, builder: SeriesBuilder | None = None,
                 buckets: int = DEFAULT_BUCKETS) -> dict[str, Any]:
     """What the viewer needs of one run: its facts, config and every metric's statistics and
@@ -158,7 +164,7 @@ def run_payload(run: RunInfo, builder: SeriesBuilder | None = None,
             # kept points are finite: no json_safe pass over them
             "step": [p[0] for p in s.points],
             "t": [round(p[1] - created, 3) for p in s.points],
-            "v": [p[2] for p in s.points],
+            "v": [_chart_value(p[2]) for p in s.points],
         }
     end = builder.last_timestamp
     return {

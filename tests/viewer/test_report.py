@@ -150,3 +150,12 @@ def test_artifacts_are_listed_with_who_holds_them_and_no_local_path(data_dir: Pa
     assert artifact["name"] == "weights" and artifact["type"] == "model"
     assert (artifact["size"], artifact["files"], artifact["delivered"]) == (2048, 1, ["null"])
     assert "secret-place" not in json.dumps(embedded_data(page))
+
+
+def test_charts_carry_seven_significant_digits_and_the_summary_exact_values(
+        data_dir: Path, tmp_path: Path) -> None:
+    run = make_run(data_dir, [{"x": 0.1234567891234, "n": 123456789}])
+    page = trackmux.report([run], tmp_path / "r.html", data_dir=data_dir).read_text()
+    metrics = embedded_data(page)["runs"][0]["metrics"]
+    assert (metrics["x"]["v"], metrics["x"]["last"]) == ([0.1234568], 0.1234567891234)
+    assert metrics["n"]["v"] == [123456789]  # integers as logged
