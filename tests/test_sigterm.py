@@ -190,9 +190,17 @@ AFTER = """
             found = signal.getsignal(signal.SIGTERM)  # composed, as Lightning's Trainer does
             signal.signal(signal.SIGTERM, lambda s, f: (stop.append(s), found(s, f)))
 """
+MODULE_API = """
+        stop = []
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
+        current = trackmux.init(trackers=["null"], dir=sys.argv[1], name="chained")
+        tracker, run = current.tracker, current.id
+        if True:
+"""
 
 
-@pytest.mark.parametrize("installed", [BEFORE, AFTER], ids=["before", "after-composing"])
+@pytest.mark.parametrize("installed", [BEFORE, AFTER, MODULE_API],
+                         ids=["before", "after-composing", "module-api-finish-at-exit"])
 def test_another_sigterm_handler_decides_how_the_process_stops(
         tmp_path: Path, installed: str) -> None:
     child = start("""

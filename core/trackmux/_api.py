@@ -339,8 +339,10 @@ class _TrackerBase:
     def _final(exit_code: int, status: JobStatus | str | None = None) -> JobStatus:
         if not isinstance(exit_code, int) or isinstance(exit_code, bool):
             raise TypeError(f"exit_code must be an integer, got {exit_code!r}")
-        if status is None:
-            return JobStatus.FINISHED if exit_code == 0 else JobStatus.FAILED
+        if status is None:  # after SIGTERM, a run ended by its exit code was preempted
+            return _lifecycle.closing_status(
+                JobStatus.FINISHED if exit_code == 0 else JobStatus.FAILED
+            )
         try:
             final = JobStatus(status)
         except ValueError:

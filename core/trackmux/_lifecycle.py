@@ -21,8 +21,9 @@
     (PyTorch Lightning composes the handler it finds), that handler decides how the process
     stops: trackmux commits what is buffered to the journal (and calls the one before
     it). The trackers stay open (a checkpoint step may still log); runs that end later
-    without an explicit ``finish()`` (context exit, ``disconnect()``, interpreter exit)
-    end as ``PREEMPTED``, delivering for at most :data:`PREEMPT_TIMEOUT` seconds.
+    (context exit, ``disconnect()``, interpreter exit, ``finish()`` with an exit code) end
+    as ``PREEMPTED`` unless ``finish(status=...)`` names another state, and close
+    delivering for at most :data:`PREEMPT_TIMEOUT` seconds.
   - ``SIG_IGN`` or a handler installed from C is left alone.
 
 The handler runs between two bytecodes of the main thread, which may be inside trackmux
