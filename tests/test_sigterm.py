@@ -224,3 +224,31 @@ def test_another_sigterm_handler_decides_how_the_process_stops(
     assert journaled(tmp_path, run) == list(range(count))
     assert runs_json(tmp_path)[run]["status"] == "preempted"
     assert_released(tmp_path, run)
+
+
+def test_an_ignored_sigterm_stays_ignored_and_no_handler_comes_from_a_thread(
+        tmp_path: Path) -> None:
+    child = start("""
+        import os, signal, sys, threading, trackmux
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with trackmux.Tracker(["null"], data_dir=sys.argv[1]) as tracker:
+            run = tracker.submit_job(name="ignored")
+            os.kill(os.getpid(), signal.SIGTERM)  # ignored: the job goes on
+            tracker.log_metrics(run, {"loss": 1.0})
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+        def in_a_thread():  # signal handlers can only be installed from the main thread
+            with trackmux.Tracker(["null"], data_dir=sys.argv[1]) as other:
+                other.log_metrics(other.submit_job(name="thread"), {"loss": 2.0})
+
+        thread = threading.Thread(target=in_a_thread)
+        thread.start()
+        thread.join()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        print(run, flush=True)
+    """, str(tmp_path))
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    statuses = sorted(run["status"] for run in runs_json(tmp_path).values())
+    assert statuses == ["finished", "finished"]
