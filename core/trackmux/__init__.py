@@ -11,6 +11,9 @@ decides where they go (the offline tracker by default, W&B, or any installed plu
             tracker.log_metrics(run, {"loss": 1 / (step + 1)}, step=step)
 """
 
+import importlib
+from typing import TYPE_CHECKING
+
 from trackmux_spec import (
     ArtifactSpec,
     Comparison,
@@ -28,13 +31,29 @@ from trackmux_spec import (
     hookimpl,
 )
 
-from ._api import AsyncTracker, Tracker
-from ._config import Settings, load_settings
-from ._current_run import Config, Run, Summary, finish, init, log, log_artifact
-from ._engine import DeliveryReport, TrackerStatus
-from ._plugins import get_plugin_manager
-from ._report import report
-from ._sync import RunSync, SyncReport, sync
+if TYPE_CHECKING:
+    from ._api import AsyncTracker, Tracker
+    from ._config import Settings, load_settings
+    from ._current_run import Config, Run, Summary, finish, init, log, log_artifact
+    from ._engine import DeliveryReport, TrackerStatus
+    from ._plugins import get_plugin_manager
+    from ._report import report
+    from ._sync import RunSync, SyncReport, sync
+
+#: Where each public name that is not the contract's lives. They are imported on first use
+#: (PEP 562), so ``import trackmux`` costs the contract only: the engine, asyncio, the
+#: journal and the plugins load when a tracker is made, entry points when one is selected.
+_LAZY = {
+    "AsyncTracker": "_api", "Tracker": "_api",
+    "Settings": "_config", "load_settings": "_config",
+    "Config": "_current_run", "Run": "_current_run", "Summary": "_current_run",
+    "finish": "_current_run", "init": "_current_run", "log": "_current_run",
+    "log_artifact": "_current_run",
+    "DeliveryReport": "_engine", "TrackerStatus": "_engine",
+    "get_plugin_manager": "_plugins",
+    "report": "_report",
+    "RunSync": "_sync", "SyncReport": "_sync", "sync": "_sync",
+}
 
 __version__ = "0.1.0"
 
@@ -76,6 +95,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value  # the next lookup is an ordinary attribute
+        return value
     # wandb's module attributes: the current run (None before init), its config and summary
     if name in ("run", "config", "summary"):
         from ._current_run import current_run
@@ -85,3 +109,7 @@ def __getattr__(name: str) -> object:
             return run
         return run.config if name == "config" else run.summary
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

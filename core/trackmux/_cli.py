@@ -30,7 +30,6 @@ from typing import Any, NoReturn, TypeVar
 import attrs
 import click
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from trackmux_spec import TrackmuxError, TrainingConfig
 
@@ -225,6 +224,14 @@ def _demo_metrics(step: int, steps: int, rng: random.Random) -> dict[str, float]
 @click.pass_obj
 def demo(state: _State, steps: int, trackers: str | None, project: str) -> None:
     """Simulate a training run: metrics every step, a model artifact at the end."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from ._api import Tracker
 
     console = _console()

@@ -31,8 +31,6 @@ from typing import Any
 
 from attrs import define, field
 
-from ._ranks import parse_mode
-
 __all__ = ["DEFAULT_TRACKERS", "Settings", "find_config_file", "load_settings"]
 
 DEFAULT_TRACKERS = ("null",)
@@ -139,6 +137,8 @@ def load_settings(
     }
     for name, values in (tracker_settings or {}).items():
         per_tracker[name] = {**per_tracker.get(name, {}), **values}
+    from ._ranks import parse_mode  # beside the engine: loaded when settings are resolved
+
     if ranks is not None:
         mode = parse_mode(ranks, "the ranks argument")
     elif env.get("TRACKMUX_RANKS", "").strip():

@@ -30,7 +30,6 @@ import attrs
 from attrs import define, field
 from trackmux_spec import TrainingConfig
 
-from ._engine import check_run_id
 from ._journal import RunJournal, count_records, iter_run_ids
 from ._series import DEFAULT_BUCKETS, SeriesBuilder
 
@@ -225,6 +224,8 @@ def resolve_run(data_dir: Path, ref: str) -> str:
 
     :raises LookupError: no such run, or the prefix matches several (the message says which).
     """
+    from ._engine import check_run_id  # the engine module loads only when a run is named
+
     root = journal_root(data_dir)
     try:
         check_run_id(ref)
