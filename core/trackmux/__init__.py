@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ._config import Settings, load_settings
     from ._current_run import Config, Run, Summary, finish, init, log, log_artifact
     from ._engine import DeliveryReport, TrackerStatus
+    from ._journal import RunLockedError
     from ._plugins import get_plugin_manager
     from ._report import report
     from ._sync import RunSync, SyncReport, sync
@@ -50,6 +51,7 @@ _LAZY = {
     "finish": "_current_run", "init": "_current_run", "log": "_current_run",
     "log_artifact": "_current_run",
     "DeliveryReport": "_engine", "TrackerStatus": "_engine",
+    "RunLockedError": "_journal",
     "get_plugin_manager": "_plugins",
     "report": "_report",
     "RunSync": "_sync", "SyncReport": "_sync", "sync": "_sync",
@@ -69,6 +71,7 @@ __all__ = [
     "PluginLoadError",
     "RetryableError",
     "Run",
+    "RunLockedError",
     "RunSummary",
     "RunSync",
     "Settings",

@@ -5,7 +5,7 @@ Shape (see docs/architecture.md)::
     log()  ──validate, append──▶  run buffer (memory)
                                       │  committer: group commit every 50 ms
                                       ▼
-                                 journal (records.tmf)            one file per run
+                                 journal (journal.db, SQLite)     one per run
                                       │
                ┌──────────────────────┼──────────────────────┐
                ▼                      ▼                      ▼
@@ -36,6 +36,7 @@ import contextlib
 import inspect
 import logging
 import secrets
+import sqlite3
 import string
 import threading
 import time
@@ -64,7 +65,7 @@ from trackmux_spec import (
 from ._artifacts import ArtifactChangedError, ArtifactStore, build_entry, parse_artifact_id
 from ._blocking import BlockingRunner, InlineRunner
 from ._files import make_private_dir
-from ._journal import Cursor, RecordReader, RunJournal, encode_records
+from ._journal import Cursor, RecordReader, RunJournal
 from ._metrics import normalize_metrics, normalize_step
 from ._plugins import TrackerHooks
 from ._retry import Backoff
@@ -82,6 +83,13 @@ _EPSILON = 1e-3
 #: Seconds a tracker's first connection attempt may take before the tracker starts
 #: unconnected and goes on connecting in the background (``start(retry_unreachable=True)``).
 CONNECT_WAIT = 10.0
+
+
+#: Commit time marks kept per run (see :meth:`_Run.note_commit`).
+_MAX_COMMIT_MARKS = 256
+
+#: Seconds each tracker's ``disconnect`` hook gets when ``close()``'s timeout is used up.
+DISCONNECT_GRACE = 1.0
 
 
 def new_run_id() -> str:
@@ -175,15 +183,24 @@ class DeliveryReport:
     """The state of every tracker after ``flush()``, ``finish()`` or ``disconnect()``."""
 
     trackers: list[TrackerStatus] = field(factory=list)
+    #: Why the journal cannot be written right now (a full disk...), or ``None``.
+    journal_error: str | None = None
+    #: Records ``log_metrics`` could not keep: the journal failed and memory was full.
+    dropped: int = 0
 
     @property
     def delivered(self) -> bool:
         """True when every tracker holds every record and every artifact logged so far."""
-        return all(status.pending == 0 and status.artifacts_pending == 0
-                   for status in self.trackers)
+        return not self.dropped and all(
+            status.pending == 0 and status.artifacts_pending == 0 for status in self.trackers
+        )
 
     def __str__(self) -> str:
         parts = []
+        if self.journal_error or self.dropped:
+            parts.append(
+                f"journal: {self.journal_error or 'ok'}, {self.dropped} records dropped"
+            )
         for status in self.trackers:
             text = f"{status.name}: {status.state}, {status.pending} pending"
             if status.pending:
@@ -215,8 +232,11 @@ class _Run:
         self.final_status: JobStatus | None = (
             JobStatus(journal.meta["final_status"]) if journal.meta.get("final_status") else None
         )
+        self.shed = 0  # records refused while the journal could not take them
+        self.acked: dict[str, Cursor] = {}  # cursors to store with the next commit
         # loop side
         self.committed = journal.record_count
+        self.released = False
         # records below commit_seqs[i] were committed at loop time commit_times[i]; records
         # journaled by an earlier process count as committed when the run was attached
         self.commit_seqs: list[int] = [self.committed] if self.committed else []
@@ -239,6 +259,22 @@ class _Run:
         if index:
             del self.commit_seqs[:index]
             del self.commit_times[:index]
+
+    def note_commit(self, committed: int, now: float) -> None:
+        """Records below ``committed`` are in the journal since ``now``.
+
+        The bookkeeping stays bounded whatever the run's length or a failed tracker's lag:
+        past :data:`_MAX_COMMIT_MARKS` marks, neighbouring commits merge pairwise (a merged
+        range keeps the earlier time, so a batch is due sooner, never later).
+        """
+        self.committed = committed
+        self.commit_seqs.append(committed)
+        self.commit_times.append(now)
+        if len(self.commit_seqs) > _MAX_COMMIT_MARKS:
+            odd = len(self.commit_seqs) % 2
+            seqs, times = self.commit_seqs, self.commit_times
+            self.commit_seqs = seqs[1::2] + (seqs[-1:] if odd else [])
+            self.commit_times = times[0 : len(times) - odd : 2] + (times[-1:] if odd else [])
 
 
 class _Lane:
@@ -275,6 +311,12 @@ class _Lane:
         """Whether every artifact (below ``upto``) is delivered or refused."""
         count = len(self.run.artifacts) if upto is None else upto
         return all(self.artifact_done(index) for index in range(count))
+
+    def close_reader(self) -> None:
+        """Release the reader's connection (reopened if the lane reads again)."""
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
 
 
 class _Worker:
@@ -337,16 +379,16 @@ class _Worker:
         return lane
 
     def pending(self, lane: _Lane) -> int:
-        return max(0, lane.run.committed - lane.cursor[0])
+        return max(0, lane.run.committed - lane.cursor)
 
     def total_pending(self) -> int:
-        return sum(max(0, lane.run.next_seq - lane.cursor[0]) for lane in self.lanes.values())
+        return sum(max(0, lane.run.next_seq - lane.cursor) for lane in self.lanes.values())
 
     def behind_seconds(self, now: float) -> float:
         oldest = now
         for lane in self.lanes.values():
             if self.pending(lane):
-                oldest = min(oldest, lane.run.committed_at(lane.cursor[0], now))
+                oldest = min(oldest, lane.run.committed_at(lane.cursor, now))
         return now - oldest
 
     def status(self, now: float) -> TrackerStatus:
@@ -393,7 +435,9 @@ class _Worker:
                 await action()
             except RetryableError as exc:
                 self._retry_later(exc, exc.retry_after)
-            except (ConnectionError, TimeoutError) as exc:
+            except (OSError, sqlite3.Error) as exc:
+                # a backend's ConnectionError/TimeoutError, or local trouble (a full disk
+                # under run.json, the journal): worth retrying, never a reason to stop
                 self._retry_later(exc, None)
             except PermanentError as exc:
                 self._fail(exc, lane)
@@ -524,12 +568,12 @@ class _Worker:
             if pending:
                 if (
                     lane.in_flight is not None
-                    or lane.cursor[0] < lane.flush_until
+                    or lane.cursor < lane.flush_until
                     or self.stopping
                     or run.final_status is not None
                 ):
                     return partial(self._send, lane), lane, None
-                oldest = run.committed_at(lane.cursor[0], now)
+                oldest = run.committed_at(lane.cursor, now)
                 due = oldest + engine.batch_interval
                 if pending >= engine.batch_size:
                     due = now
@@ -613,7 +657,7 @@ class _Worker:
         (an acknowledgement lost in a crash), so nothing is sent, or counted, twice.
         """
         run = lane.run
-        if first and lane.cursor[0] == 0:
+        if first and lane.cursor == 0:
             lane.seq_base = point.next_seq
             if point.next_seq:
                 logger.info(
@@ -624,15 +668,15 @@ class _Worker:
                 )
         else:
             held = min(point.next_seq - lane.seq_base, run.committed)
-            if held > lane.cursor[0]:
+            if held > lane.cursor:
                 reader = run.journal.reader(lane.cursor)
                 try:
-                    records, after = reader.read(held - lane.cursor[0])
+                    records, after = reader.read(held - lane.cursor)
                 finally:
                     reader.close()
                 lane.skipped += len(records)
                 lane.cursor = after
-                run.journal.write_cursor(self.name, after)
+                self.engine.acknowledged(run, self.name, after)
                 if lane.reader is not None:
                     lane.reader.rewind(after)
         if point.last_step is not None:
@@ -657,8 +701,7 @@ class _Worker:
         await self.call("log_metrics", session=self.session, job_id=lane.job_id, records=records)
         lane.in_flight = None
         lane.cursor = after
-        lane.run.journal.write_cursor(self.name, after)
-        self.engine.forget_commits(lane.run)
+        self.engine.acknowledged(lane.run, self.name, after)
 
     async def _finish(self, lane: _Lane) -> None:
         status = lane.run.final_status
@@ -666,6 +709,8 @@ class _Worker:
         await self.call("finish_job", session=self.session, job_id=lane.job_id, status=status)
         lane.finished = True
         lane.run.journal.set_tracker_finished(self.name)
+        lane.close_reader()
+        self.engine.release_if_done(lane.run)
 
     # -- artifacts ----------------------------------------------------------------------
 
@@ -682,7 +727,7 @@ class _Worker:
             for entry in run.artifacts:
                 if lane.artifact_done(entry["index"]):
                     continue
-                if lane.cursor[0] >= min(entry["after_seq"], run.committed):
+                if lane.cursor >= min(entry["after_seq"], run.committed):
                     return lane, entry
                 break
         return None
@@ -795,9 +840,7 @@ class _Worker:
 
     def close_readers(self) -> None:
         for lane in self.lanes.values():
-            if lane.reader is not None:
-                lane.reader.close()
-                lane.reader = None
+            lane.close_reader()
 
 
 class Engine:
@@ -816,6 +859,7 @@ class Engine:
         commit_interval: float = 0.05,
         max_buffer: int = 20_000,
         commit_batch: int = 4096,
+        max_block: float = 1.0,
         backoff: Backoff | None = None,
         wall_clock: Callable[[], float] = time.time,
         blocking: str = "threads",
@@ -848,11 +892,16 @@ class Engine:
         self.runs: dict[str, _Run] = {}
         self._lock = threading.Lock()  # guards the hot fields of every _Run, and _closed
         self._write_lock = threading.Lock()  # one committer at a time, in seq order
+        self._room = threading.Condition(self._lock)  # the committer took the buffers
         self._commit_armed = False
         self._closed = False
         self._closed_reason: str | None = None  # why, if not disconnect() (a fork)
         self._committer: BlockingRunner | InlineRunner | None = None
         self._progress = None  # type: asyncio.Event | None
+        self.max_block = max_block
+        self._full_deadline: float | None = None  # monotonic; set when a buffer is full
+        self.journal_error: str | None = None  # the last commit's error, until one succeeds
+        self._commit_attempt = 0
 
     def _make_runner(self, name: str) -> BlockingRunner | InlineRunner:
         return InlineRunner() if self._blocking == "inline" else BlockingRunner(name)
@@ -950,7 +999,13 @@ class Engine:
         )
 
     async def close(self, timeout: float | None) -> DeliveryReport:
-        """Deliver what can be delivered within ``timeout`` seconds, then release everything."""
+        """Deliver what can be delivered within ``timeout`` seconds, then release everything.
+
+        A real bound: the trackers' ``disconnect`` hooks run concurrently and get what is
+        left of ``timeout`` (at least :data:`DISCONNECT_GRACE` seconds); a hook still stuck
+        after that (a blocking call that never returns) is abandoned, not waited for.
+        """
+        deadline = None if timeout is None else self.loop.time() + timeout
         report = await self.flush(timeout)
         with self._lock:
             self._closed = True
@@ -962,17 +1017,22 @@ class Engine:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
-            if worker.connected:
-                with contextlib.suppress(Exception):
-                    await worker.call("disconnect", session=worker.session)
+        grace = None if deadline is None else max(deadline - self.loop.time(), DISCONNECT_GRACE)
+        await asyncio.gather(
+            *(self._disconnect(w, grace) for w in self.workers.values() if w.connected)
+        )
+        for worker in self.workers.values():
             worker.close_readers()
             worker.runner.close()
             if worker._artifact_runner is not None:
                 worker._artifact_runner.close()
-        for run in self.runs.values():
-            run.journal.close()
         if self._committer is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await self.commit_now()  # the last cursors
+                    await self._committer.run(self.loop, self._close_journals)
             self._committer.close()
+        report = self.report()
         if not report.delivered:
             logger.warning(
                 "trackmux closed with records not yet delivered (%s). They are kept in the "
@@ -981,6 +1041,36 @@ class Engine:
                 self.journal_root,
             )
         return report
+
+    async def _disconnect(self, worker: _Worker, timeout: float | None) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await worker.call("disconnect", session=worker.session)
+        except TimeoutError:
+            logger.warning(
+                "tracker %r did not disconnect within %.1f s (a hook is stuck); abandoned",
+                worker.name,
+                timeout,
+            )
+        except Exception as exc:
+            logger.debug("tracker %r: disconnect failed: %s", worker.name, exc)
+
+    def _close_journals(self) -> None:
+        """Close every run's journal (the committer's thread, after the last commit)."""
+        with self._write_lock:
+            lost = 0
+            for run in self.runs.values():
+                with self._lock:
+                    lost += len(run.buffer)
+                    run.buffer = []
+                run.journal.close()
+                run.released = True
+        if lost:
+            logger.error(
+                "trackmux could not write %d records to its journal (%s); they are lost",
+                lost,
+                self.journal_error,
+            )
 
     # -- runs -------------------------------------------------------------------------
 
@@ -993,6 +1083,8 @@ class Engine:
         Waits until each tracker created the run, failed for good, or failed once in a way
         worth retrying (the retries go on in the background, so an outage does not hold
         the training loop).
+
+        :raises RunLockedError: another tracker, sync or process writes that run.
         """
         self._check_open()
         if run_id is not None:
@@ -1002,16 +1094,24 @@ class Engine:
                 run_id = new_run_id()
                 if not (self.journal_root / run_id).exists():
                     break
-            journal = RunJournal.create(self.journal_root, run_id, config.to_dict())
+            journal = RunJournal.create(
+                self.journal_root, run_id, config.to_dict(), fsync=self.fsync
+            )
         else:
             check_run_id(run_id)
             if run_id in self.runs:
                 raise ValueError(f"run_id {run_id!r} is already active in this session")
-            if (self.journal_root / run_id).exists():
-                journal = RunJournal.open(self.journal_root, run_id)
-                journal.reopen()
-            else:
-                journal = RunJournal.create(self.journal_root, run_id, config.to_dict())
+            try:
+                journal = RunJournal.create(
+                    self.journal_root, run_id, config.to_dict(), fsync=self.fsync
+                )
+            except FileExistsError:
+                journal = RunJournal.open(self.journal_root, run_id, fsync=self.fsync)
+                try:
+                    journal.reopen()
+                except BaseException:
+                    journal.close()
+                    raise
         self._record_destinations(journal)
         return await self._attach(journal)
 
@@ -1034,11 +1134,14 @@ class Engine:
             journal.save_meta()
 
     async def resume(self, run_id: str) -> str:
-        """Attach a run already in the journal (another process's, or an offline one)."""
+        """Attach a run already in the journal (another process's, or an offline one).
+
+        :raises RunLockedError: another tracker, sync or process writes that run.
+        """
         self._check_open()
         if run_id in self.runs:
             return run_id
-        journal = RunJournal.open(self.journal_root, check_run_id(run_id))
+        journal = RunJournal.open(self.journal_root, check_run_id(run_id), fsync=self.fsync)
         return await self._attach(journal)
 
     async def _attach(self, journal: RunJournal) -> str:
@@ -1077,6 +1180,38 @@ class Engine:
         for worker in self.workers.values():
             worker.wake.set()
 
+    async def detach(self, run_id: str) -> None:
+        """Stop delivering ``run_id`` and release its journal (sync, between runs)."""
+        run = self._run(run_id)
+        for worker in self.workers.values():
+            lane = worker.lanes.pop(run_id, None)
+            if lane is not None:
+                lane.close_reader()
+        await self._release(run)  # its last cursors are committed while it is in self.runs
+        del self.runs[run_id]
+
+    def release_if_done(self, run: _Run) -> None:
+        """Release the journal of a run every tracker finished: a sweep of hundreds of
+        runs in one process never holds hundreds of files."""
+        if run.released or run.final_status is None or run.committed < run.next_seq:
+            return
+        for worker in self.workers.values():
+            lane = worker.lanes.get(run.run_id)
+            if lane is not None and not lane.finished:
+                return
+        self.loop.create_task(self._release(run))
+
+    async def _release(self, run: _Run) -> None:
+        if run.released or self._committer is None:
+            return
+        await self.commit_now()  # the run's last cursors
+        await self._committer.run(self.loop, partial(self._close_journal, run))
+
+    def _close_journal(self, run: _Run) -> None:
+        with self._write_lock:
+            run.released = True
+            run.journal.close()
+
     def _run(self, run_id: str) -> _Run:
         run = self.runs.get(run_id)
         if run is None:
@@ -1112,7 +1247,16 @@ class Engine:
     # -- the hot path (any thread) ------------------------------------------------------
 
     def log(self, run_id: str, metrics: Any, step: Any = None) -> None:
-        """Accept one record: validate, number, append. Thread-safe; never blocks on I/O."""
+        """Accept one record: validate, number, append. Thread-safe.
+
+        Never raises an I/O error and never waits on I/O, except: with
+        ``durability="fsync"`` the caller writes its own record; and when ``max_buffer``
+        records of the run wait for the journal, the caller waits for the committer, at
+        most ``max_block`` seconds per episode (back-pressure). If the journal cannot be
+        written (a full disk), records wait in memory up to ``max_buffer`` per run and are
+        retried; past that they are dropped, counted in :attr:`DeliveryReport.dropped`
+        and reported as errors, so the training loop goes on.
+        """
         values = normalize_metrics(metrics)
         if step is not None and (type(step) is not int or step < 0):
             step = normalize_step(step)
@@ -1120,6 +1264,7 @@ class Engine:
         run = self.runs.get(run_id)
         if run is None:
             raise UnknownJobError(run_id)
+        keep = len(run.buffer) < self.max_buffer or self._make_room(run)
         warn = False
         with self._lock:
             if self._closed:
@@ -1137,16 +1282,18 @@ class Engine:
                 run.warned_step = warn = True
                 previous = run.last_step
             run.last_step = step
-            seq = run.next_seq
-            run.next_seq = seq + 1
-            run.buffer.append((seq, step, timestamp, values))
-            waiting = len(run.buffer)
-            arm = not self._commit_armed
+            if keep:
+                seq = run.next_seq
+                run.next_seq = seq + 1
+                run.buffer.append((seq, step, timestamp, values))
+                waiting = len(run.buffer)
+            else:
+                run.shed += 1
+                dropped = run.shed
+            healthy = self.journal_error is None
+            arm = keep and healthy and not self._commit_armed
             if arm:
                 self._commit_armed = True
-        if waiting == self.commit_batch and not self.fsync:
-            # a fast loop fills the buffer before the timer: commit now, keep memory flat
-            self.loop.call_soon_threadsafe(self._commit_in_background)
         if warn:
             logger.warning(
                 "run %r: step %d is less than the current step %d. The row is kept, in the "
@@ -1156,12 +1303,47 @@ class Engine:
                 step,
                 previous,
             )
-        if self.fsync or waiting >= self.max_buffer:
-            done = self._write_buffers()
+        if not keep:
+            if dropped == 1 or dropped % 10_000 == 0:
+                logger.error(
+                    "run %r: %d records dropped so far: the journal cannot take them (%s) "
+                    "and %d records already wait in memory. Training goes on; free the disk "
+                    "and they are kept again.",
+                    run_id,
+                    dropped,
+                    self.journal_error or f"no commit within {self.max_block} s",
+                    len(run.buffer),
+                )
+            return
+        if self.fsync and healthy:
+            result = self._commit()
             with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
-                self.loop.call_soon_threadsafe(self._on_committed, done)
-        elif arm:
+                self.loop.call_soon_threadsafe(self._after_commit, result)
+            return
+        if waiting == self.commit_batch and healthy:
+            # a fast loop fills the buffer before the timer: commit now, keep memory flat
+            self.loop.call_soon_threadsafe(self._commit_in_background)
+        if arm:
             self.loop.call_soon_threadsafe(self._arm_commit)
+
+    def _make_room(self, run: _Run) -> bool:
+        """Wait (bounded) until the committer takes ``run``'s full buffer; False if not."""
+        if self._blocking == "inline":  # no committer thread: the caller commits
+            self._after_commit(self._commit())
+            return len(run.buffer) < self.max_buffer
+        with self._lock:
+            if self.journal_error is not None:
+                return False
+            if self._full_deadline is None:
+                self._full_deadline = time.monotonic() + self.max_block
+                with contextlib.suppress(RuntimeError):
+                    self.loop.call_soon_threadsafe(self._commit_in_background)
+            while len(run.buffer) >= self.max_buffer:
+                remaining = self._full_deadline - time.monotonic()
+                if remaining <= 0 or self.journal_error is not None:
+                    return False
+                self._room.wait(remaining)
+            return True
 
     # -- artifacts ------------------------------------------------------------------------
 
@@ -1281,53 +1463,118 @@ class Engine:
 
     def _commit_in_background(self) -> None:
         if self._committer is not None:
-            future = self._committer.run(self.loop, self._write_buffers)
+            future = self._committer.run(self.loop, self._commit)
             future.add_done_callback(self._committed_in_background)
 
     def _committed_in_background(self, future: asyncio.Future[Any]) -> None:
         if future.cancelled():
             return
         if future.exception() is not None:
-            logger.error("trackmux could not write its journal: %s", future.exception())
+            logger.error("trackmux's journal committer failed: %r", future.exception())
             return
-        self._on_committed(future.result())
+        self._after_commit(future.result())
 
-    def _write_buffers(self) -> list[tuple[_Run, int]]:
-        """Append every buffered record to its run's journal (any thread); return what moved."""
+    def _commit(self) -> tuple[list[tuple[_Run, int]], BaseException | None]:
+        """Append every buffered record and acknowledged cursor to its run's journal (any
+        thread, one at a time); return what moved and the first error.
+
+        One transaction per run: a failed write (a full disk, an I/O error) leaves nothing
+        of it in the journal, and its records go back to the front of the run's buffer, to
+        be retried with the same ``seq``s. No record is ever numbered twice or skipped.
+        """
         with self._write_lock:
             with self._lock:
                 self._commit_armed = False
-                batches = [(run, run.buffer) for run in self.runs.values() if run.buffer]
-                for run, _ in batches:
-                    run.buffer = []
+                batches = []
+                for run in self.runs.values():
+                    if (run.buffer or run.acked) and not run.released:
+                        batches.append((run, run.buffer, run.acked))
+                        run.buffer, run.acked = [], {}
+                self._full_deadline = None
+                self._room.notify_all()
             done = []
-            for run, records in batches:
-                run.journal.append(
-                    encode_records(records), len(records), records[-1][1], fsync=self.fsync
-                )
-                done.append((run, records[-1][0] + 1))
-        return done
+            error: BaseException | None = None
+            for run, records, acked in batches:
+                try:
+                    run.journal.append(records, acked)
+                except Exception as exc:  # sqlite3.Error, OSError: the disk said no
+                    error = error or exc
+                    with self._lock:
+                        run.buffer[:0] = records
+                        for name, seq in acked.items():
+                            run.acked[name] = max(seq, run.acked.get(name, 0))
+                    continue
+                if records:
+                    done.append((run, records[-1][0] + 1))
+        return done, error
 
-    def _on_committed(self, done: list[tuple[_Run, int]]) -> None:
+    def _after_commit(self, result: tuple[list[tuple[_Run, int]], BaseException | None]) -> None:
+        """On the loop: let the workers see what was committed; retry a failed commit."""
+        done, error = result
         now = self.loop.time()
         for run, committed in done:
             if committed > run.committed:
-                run.committed = committed
-                run.commit_seqs.append(committed)
-                run.commit_times.append(now)
+                run.note_commit(committed, now)
+        if error is not None:
+            text = f"{type(error).__name__}: {error}"
+            delay = self.backoff.delay(self._commit_attempt, None)
+            self._commit_attempt += 1
+            with self._lock:
+                first = self.journal_error is None
+                self.journal_error = text
+                self._commit_armed = True
+                self._room.notify_all()  # callers waiting for room: stop waiting
+            if first:
+                logger.error(
+                    "trackmux cannot write its journal under %s (%s). Records wait in memory "
+                    "(up to %d per run) and the write is retried; nothing is delivered "
+                    "before it is journaled.",
+                    self.journal_root,
+                    text,
+                    self.max_buffer,
+                )
+            if not self._closed:
+                self.loop.call_later(delay, self._commit_in_background)
+        elif self.journal_error is not None:
+            with self._lock:
+                self.journal_error = None
+            self._commit_attempt = 0
+            logger.warning("trackmux can write its journal again; nothing held was lost")
         for worker in self.workers.values():
             worker.wake.set()
+        self._progress_changed()
 
     async def commit_now(self) -> None:
         """Commit the buffers and wait until the workers can see the records."""
         if self._committer is None:
             return
-        self._on_committed(await self._committer.run(self.loop, self._write_buffers))
+        future = self._committer.run(self.loop, self._commit)
+        try:
+            result = await asyncio.shield(future)
+        except asyncio.CancelledError:  # the caller's deadline: the commit goes on
+            future.add_done_callback(self._committed_in_background)
+            raise
+        self._after_commit(result)
+
+    def acknowledged(self, run: _Run, tracker: str, cursor: Cursor) -> None:
+        """``tracker`` holds every record of ``run`` before ``cursor`` (on the loop).
+
+        The cursor is stored with the next commit, in the same journal transaction as
+        records, so a stored cursor never points past stored records.
+        """
+        with self._lock:
+            run.acked[tracker] = cursor
+            arm = not self._commit_armed and self.journal_error is None
+            if arm:
+                self._commit_armed = True
+        if arm:
+            self._arm_commit()
+        self.forget_commits(run)
 
     def forget_commits(self, run: _Run) -> None:
         """Drop the commit times of records every tracker acknowledged."""
         lowest = min(
-            (w.lanes[run.run_id].cursor[0] for w in self.workers.values() if run.run_id in w.lanes),
+            (w.lanes[run.run_id].cursor for w in self.workers.values() if run.run_id in w.lanes),
             default=run.committed,
         )
         run.forget_commits_before(lowest)
@@ -1342,8 +1589,14 @@ class Engine:
     async def flush(
         self, timeout: float | None = None, run_ids: list[str] | None = None
     ) -> DeliveryReport:
-        """Send everything logged so far now; wait until delivered or ``timeout`` passes."""
-        await self.commit_now()
+        """Send everything logged so far now; wait until delivered or ``timeout`` passes
+        (the journal commit included: a stalled disk does not hold the caller longer)."""
+        deadline = None if timeout is None else self.loop.time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self.commit_now()
+        except TimeoutError:
+            return self.report()
         runs = [self._run(r) for r in run_ids] if run_ids else list(self.runs.values())
         artifacts = {run.run_id: len(run.artifacts) for run in runs}
         for worker in self.workers.values():
@@ -1353,7 +1606,6 @@ class Engine:
                     lane.flush_until = max(lane.flush_until, run.committed)
             worker.wake.set()
             worker.artifact_wake.set()
-        deadline = None if timeout is None else self.loop.time() + timeout
 
         def done() -> bool:
             for worker in self.workers.values():
@@ -1366,7 +1618,7 @@ class Engine:
                         and lane.failed is None
                         and (
                             not lane.submitted
-                            or lane.cursor[0] < lane.flush_until
+                            or lane.cursor < lane.flush_until
                             or lane.config_version < run.config_version
                             or not lane.artifacts_done(artifacts[run.run_id])
                         )
@@ -1383,11 +1635,16 @@ class Engine:
         with self._lock:
             if run.final_status is None:
                 run.final_status = status
-        await self.commit_now()
-        run.journal.set_final_status(run.final_status.value)  # type: ignore[union-attr]
+        deadline = None if timeout is None else self.loop.time() + timeout
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await self.commit_now()
+        try:
+            run.journal.set_final_status(run.final_status.value)  # type: ignore[union-attr]
+        except OSError as exc:
+            logger.error("run %r: could not record its final state: %s", run_id, exc)
         for worker in self.workers.values():
             worker.wake.set()
-        deadline = None if timeout is None else self.loop.time() + timeout
 
         def done() -> bool:
             return all(
@@ -1413,9 +1670,13 @@ class Engine:
                     await event.wait()
 
     def report(self) -> DeliveryReport:
-        """Where every tracker's delivery stands."""
+        """Where every tracker's delivery stands (and the journal, if it is failing)."""
         now = self.loop.time() if self.loop is not None else 0.0
-        return DeliveryReport([worker.status(now) for worker in self.workers.values()])
+        return DeliveryReport(
+            [worker.status(now) for worker in self.workers.values()],
+            journal_error=self.journal_error,
+            dropped=sum(run.shed for run in self.runs.values()),
+        )
 
     # -- calls answered by one tracker ----------------------------------------------------
 

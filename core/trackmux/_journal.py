@@ -1,162 +1,300 @@
-"""The local append-only journal: every accepted record of a run, before any tracker sees it.
+"""The local journal: every accepted record of a run, before any tracker sees it.
 
 One directory per run, under ``<data dir>/journal/<run id>/``::
 
-    run.json            the run: config, creation, the trackers it goes to and their job ids,
-                        its final state once finish() or cancel_job() was called, and the
-                        process writing it (cleared when that process lets go)
-    records.tmf         the records, in frames (see :mod:`trackmux_spec.framing`): one frame
-                        per group commit, each record a tuple (seq, step, timestamp, values)
-    cursors/<tracker>   "<seq> <byte offset>": what that tracker acknowledged; the offset is
-                        the start of the frame holding record <seq>
-    artifacts.json      the run's artifacts, in upload order (see :mod:`trackmux._artifacts`):
-                        name, type, description, metadata, files with size and SHA-256, and
-                        ``after_seq``, the number of records logged before the upload
+    run.json        the run: config, creation, the trackers it goes to and their job ids,
+                    its final state once finish() or cancel_job() was called
+    journal.db      SQLite (WAL mode): table ``frames`` (first_seq, last_seq, last_step,
+                    records), one row per group commit of up to 2,048 records, each record a
+                    ``marshal``'d tuple (seq, step, timestamp, values); table ``cursors``
+                    (tracker, seq): the next seq that tracker has not acknowledged
+    writer.lock     held with ``flock`` by the one process writing the run; it holds that
+                    process's pid, host and command line, for the refusal message
+    artifacts.json  the run's artifacts, in upload order (see :mod:`trackmux._artifacts`):
+                    name, type, description, metadata, files with size and SHA-256, and
+                    ``after_seq``, the number of records logged before the upload
     artifact_marks/<tracker>.json
-                        what that tracker holds of them: index -> {"state": "delivered",
-                        "remote_id": ...}
+                    what that tracker holds of them: index -> {"state": "delivered",
+                    "remote_id": ...}
 
 Artifacts are read and written only through :meth:`RunJournal.add_artifact`,
 :meth:`RunJournal.artifacts`, :meth:`RunJournal.artifact_marks` and
 :meth:`RunJournal.mark_artifact`, so their storage can move with the journal's container.
 
-Records are appended by the engine's committer (group commit), read back by each tracker's
-worker from its cursor, and replayed by ``trackmux sync``. A frame torn by a crash is cut off
-when the journal is reopened: it was never acknowledged to anyone.
+Why SQLite rather than a hand-written frame file (docs/architecture.md has the figures): a
+commit is atomic, so a full disk or an I/O error rolls it back instead of leaving a torn
+frame in the middle; a crash or a power loss leaves a torn or zero-filled WAL tail that
+SQLite's checksums discard on open; readers (``trackmux show``, the live viewer) read a
+consistent snapshot beside a live writer; and cursors live in the same database, committed
+after the records they cover, so a durable cursor never points past durable records.
+
+Single writer: :meth:`RunJournal.create` and :meth:`RunJournal.open` take an exclusive
+``flock`` on ``writer.lock``. The lock belongs to the open file description, so it also
+refuses a second opener in the same process, and the kernel drops it when the process dies,
+so a stale pid can never block anyone. :meth:`RunJournal.peek` takes no lock and only reads.
+
+Threads: the writer's connection is used by one thread at a time (the engine's committer,
+under its write lock); every :class:`RecordReader` has its own read-only connection.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import marshal
 import os
 import socket
+import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
+from urllib.parse import quote
 
 from trackmux_spec import MetricRecord
-from trackmux_spec.framing import encode_frame, iter_frames, valid_length
 
-from ._files import make_private_dir, open_private, read_json, write_json_atomic
+from ._files import make_private_dir, read_json, write_json_atomic
 
 __all__ = [
     "Cursor",
     "RecordReader",
     "RunJournal",
+    "RunLockedError",
     "count_records",
-    "encode_records",
     "iter_run_ids",
     "pid_alive",
-    "read_records",
 ]
 
-RECORDS_FILE = "records.tmf"
+DB_FILE = "journal.db"
+LOCK_FILE = "writer.lock"
 ARTIFACTS_FILE = "artifacts.json"
 
-Cursor = tuple[int, int]  # (next seq to deliver, byte offset of the frame holding it)
+#: A cursor is the next ``seq`` a tracker has not acknowledged.
+Cursor = int
 
+Record = tuple[int, int, float, dict[str, Any]]
 
-#: Records per frame: ``marshal`` holds the interpreter lock for a whole frame, so frames stay
-#: small enough (about a millisecond to encode) not to stall the training thread.
+#: Records per frame (one row): ``marshal`` holds the interpreter lock for a whole frame, so
+#: frames stay small enough (about a millisecond to encode) not to stall the training thread.
 FRAME_RECORDS = 2048
 
+#: Seconds a connection waits for SQLite's own locks (a checkpoint, a recovery) before
+#: giving up: every wait has a deadline.
+BUSY_TIMEOUT = 10.0
 
-def encode_records(records: list[tuple[int, int, float, dict[str, Any]]]) -> bytes:
-    """The journal frames of ``records`` (``(seq, step, timestamp, values)`` tuples)."""
-    if len(records) <= FRAME_RECORDS:
-        return encode_frame(records)
-    return b"".join(encode_frame(records[start:start + FRAME_RECORDS])
-                    for start in range(0, len(records), FRAME_RECORDS))
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS frames (
+    first_seq INTEGER PRIMARY KEY,
+    last_seq INTEGER NOT NULL,
+    last_step INTEGER NOT NULL,
+    records BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cursors (
+    tracker TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
+"""
 
 
-def read_records(path: Path) -> Iterator[tuple[int, int, float, dict[str, Any]]]:
-    """Every complete record of a journal file, as tuples, in order (read-only)."""
+class RunLockedError(RuntimeError):
+    """The run's journal is being written by another tracker, sync or process."""
+
+    def __init__(self, run_id: str, holder: dict[str, Any] | None) -> None:
+        who = describe_holder(holder)
+        super().__init__(
+            f"run {run_id!r} is being written by {who}; only one tracker or sync writes a "
+            f"run at a time: wait until it finishes or disconnects (the lock is released "
+            f"when that process ends, even if it is killed)"
+        )
+        self.run_id = run_id
+        self.holder = holder
+
+
+def describe_holder(holder: dict[str, Any] | None) -> str:
+    """``process 123 on host (python train.py)``, or what is known of it."""
+    if not holder:
+        return "another process (it has not said which yet)"
+    text = f"process {holder.get('pid')} on {holder.get('host')}"
+    if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+        text = f"this process ({holder.get('pid')}: another Tracker or sync in it)"
+    argv = holder.get("argv")
+    if argv:
+        text += f" ({' '.join(str(a) for a in argv)[:200]})"
+    return text
+
+
+class _WriterLock:
+    """An exclusive ``flock`` on ``writer.lock``, with the holder written into the file."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise RunLockedError(run_id, holder) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd: int | None = fd
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "argv": sys.argv[:8],
+            "since": time.time(),
+        }
+        with contextlib.suppress(OSError):  # informational only: a full disk must not refuse
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder).encode(), 0)
+
+    def release(self) -> None:
+        """Let another writer in (the kernel does the same if this process dies)."""
+        if self.fd is None:
+            return
+        fd, self.fd = self.fd, None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)  # closing the only descriptor of the description drops the flock
+
+
+def _read_holder(fd: int) -> dict[str, Any] | None:
     try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        return
-    with handle:
-        for _, _, _, items in iter_frames(handle):
-            yield from items  # type: ignore[misc]
+        data = os.pread(fd, 4096, 0)
+        holder = json.loads(data) if data else None
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    """A read-only connection: it never writes, checkpoints or repairs anything."""
+    if not path.exists():
+        raise FileNotFoundError(path)
+    uri = f"file:{quote(str(path))}?mode=ro"
+    return sqlite3.connect(
+        uri, uri=True, timeout=BUSY_TIMEOUT, check_same_thread=False, isolation_level=None
+    )
+
+
+def _decode(blob: bytes) -> list[Record]:
+    return marshal.loads(blob)  # type: ignore[no-any-return]
 
 
 def count_records(path: Path) -> int:
-    """How many complete records a journal file holds (headers only; read-only)."""
+    """How many records the journal database at ``path`` holds (read-only; 0 if none)."""
     try:
-        with open(path, "rb") as handle:
-            return valid_length(handle)[1]
-    except FileNotFoundError:
+        db = _connect_ro(path)
+    except (FileNotFoundError, sqlite3.Error):
         return 0
+    try:
+        row = db.execute("SELECT last_seq FROM frames ORDER BY first_seq DESC LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return 0
+    finally:
+        db.close()
+    return 0 if row is None else int(row[0]) + 1
 
 
 class RecordReader:
-    """Reads a run's records sequentially from a cursor."""
+    """Reads a run's records in order from a cursor, on its own read-only connection.
+
+    Safe beside a live writer: every read sees the records committed before it began.
+    """
 
     def __init__(self, path: Path, cursor: Cursor) -> None:
-        self._handle: BinaryIO = open(path, "rb")
-        self.rewind(cursor)
+        self._db = _connect_ro(path)
+        self._frame_first = -1
+        self._frame: list[Record] = []
+        self.cursor: Cursor = cursor
 
     def rewind(self, cursor: Cursor) -> None:
         """Go to ``cursor`` (also: a batch that must be read again)."""
         self.cursor = cursor
-        self._items: list[Any] = []
-        self._index = 0
-        self._frame_start = cursor[1]
-        self._next_frame = cursor[1]
 
-    def _load_next_frame(self) -> bool:
-        for start, end, _, items in iter_frames(self._handle, self._next_frame):
-            self._frame_start, self._next_frame = start, end
-            self._items = items  # type: ignore[assignment]
-            self._index = max(0, self.cursor[0] - self._items[0][0]) if self._items else 0
-            return True
-        return False
+    def _frames_from(self, seq: int) -> Iterator[tuple[int, list[Record]]]:
+        if self._frame_first <= seq < self._frame_first + len(self._frame):
+            yield self._frame_first, self._frame
+            seq = self._frame_first + len(self._frame)
+        rows = self._db.execute(
+            "SELECT first_seq, records FROM frames WHERE first_seq >= coalesce("
+            "(SELECT max(first_seq) FROM frames WHERE first_seq <= ?), 0) ORDER BY first_seq",
+            (seq,),
+        )
+        try:
+            for first, blob in rows:
+                items = _decode(blob)
+                if first + len(items) <= seq:
+                    continue
+                self._frame_first, self._frame = first, items
+                yield first, items
+        finally:
+            rows.close()
 
     def read(self, count: int) -> tuple[list[MetricRecord], Cursor]:
         """Up to ``count`` records from the cursor, and the cursor after them."""
         records: list[MetricRecord] = []
-        while len(records) < count:
-            if self._index >= len(self._items):
-                if not self._load_next_frame():
-                    break
-                continue
-            take = self._items[self._index : self._index + count - len(records)]
+        seq = self.cursor
+        for first, items in self._frames_from(seq):
+            take = items[seq - first : seq - first + count - len(records)]
             records.extend(MetricRecord(*item) for item in take)
-            self._index += len(take)
-        seq = self.cursor[0] + len(records)
-        offset = self._frame_start if self._index < len(self._items) else self._next_frame
-        self.cursor = (seq, offset)
-        return records, self.cursor
+            seq += len(take)
+            if len(records) >= count:
+                break
+        self.cursor = seq
+        return records, seq
+
+    def __iter__(self) -> Iterator[MetricRecord]:
+        seq = self.cursor
+        for first, items in self._frames_from(seq):
+            for item in items[seq - first :]:
+                yield MetricRecord(*item)
+            seq = first + len(items)
+        self.cursor = seq
 
     def close(self) -> None:
-        """Close the file."""
-        self._handle.close()
+        """Close the connection."""
+        self._db.close()
 
 
 class RunJournal:
-    """One run's journal directory (see the module docstring)."""
+    """One run's journal directory (see the module docstring).
+
+    Writers come from :meth:`create` or :meth:`open` (they hold the run's lock until
+    :meth:`close`); :meth:`peek` gives a read-only view.
+    """
 
     def __init__(self, directory: Path, meta: dict[str, Any]) -> None:
         self.directory = directory
         self.meta = meta
-        self.records_path = directory / RECORDS_FILE
+        self.records_path = directory / DB_FILE
         self.record_count = 0
         self.last_step = -1
-        self.size = 0
-        self._writer: BinaryIO | None = None
+        self._db: sqlite3.Connection | None = None
+        self._lock: _WriterLock | None = None
 
     @property
     def run_id(self) -> str:
         """The run's id."""
         return str(self.meta["run_id"])
 
+    @property
+    def is_writer(self) -> bool:
+        """Whether this object holds the run's lock and may append."""
+        return self._db is not None
+
+    # -- opening ----------------------------------------------------------------------
+
     @classmethod
-    def create(cls, root: Path, run_id: str, config: dict[str, Any]) -> RunJournal:
+    def create(
+        cls, root: Path, run_id: str, config: dict[str, Any], *, fsync: bool = False
+    ) -> RunJournal:
         """Start the journal of a new run; ``FileExistsError`` if the run id is taken."""
         directory = root / run_id
         make_private_dir(root)
         directory.mkdir(mode=0o700)
-        make_private_dir(directory / "cursors")
         meta = {
             "run_id": run_id,
             "config": config,
@@ -165,11 +303,14 @@ class RunJournal:
             "host": socket.gethostname(),
             "trackers": {},
             "final_status": None,
-            "writer": {"pid": os.getpid(), "host": socket.gethostname()},
         }
         journal = cls(directory, meta)
-        journal.save_meta()
-        open_private(journal.records_path, "ab").close()
+        journal._start_writing(fsync)
+        try:
+            journal.save_meta()
+        except BaseException:
+            journal.close()
+            raise
         return journal
 
     @staticmethod
@@ -182,100 +323,155 @@ class RunJournal:
 
     @classmethod
     def peek(cls, root: Path, run_id: str) -> RunJournal:
-        """A read-only view of a run (its metadata and cursors) that claims nothing: the
+        """A read-only view of a run (metadata, cursors, records) that claims nothing: the
         process writing it may be alive. Use :meth:`open` to append or deliver."""
         return cls(root / run_id, cls.read_meta(root, run_id))
 
     @classmethod
-    def open(cls, root: Path, run_id: str) -> RunJournal:
-        """Reopen an existing run's journal (after a crash, for sync), repairing a torn tail.
+    def open(cls, root: Path, run_id: str, *, fsync: bool = False) -> RunJournal:
+        """Reopen an existing run's journal to append or deliver (resume, sync).
 
-        Refuses (``RuntimeError``) a run that a live process on this machine still writes:
-        only one process appends to a journal.
+        :raises LookupError: no such run.
+        :raises RunLockedError: another tracker, sync or process writes the run (the
+            message names it).
         """
-        meta = cls.read_meta(root, run_id)
-        writer = meta.get("writer")
-        if (
-            writer
-            and writer.get("host") == socket.gethostname()
-            and writer.get("pid") != os.getpid()
-            and pid_alive(int(writer["pid"]))
-        ):
-            raise RuntimeError(
-                f"run {run_id!r} is still being written by process {writer['pid']}; "
-                f"wait until it ends (or disconnects) before resuming or syncing it"
-            )
-        journal = cls(root / run_id, meta)
-        journal._scan()
-        journal.meta["writer"] = {"pid": os.getpid(), "host": socket.gethostname()}
-        journal.save_meta()
+        journal = cls(root / run_id, cls.read_meta(root, run_id))
+        journal._start_writing(fsync)
         return journal
 
-    def _scan(self) -> None:
-        last_start = None
-        count = good = 0
-        with open(self.records_path, "rb") as handle:
-            for start, end, records, _ in iter_frames(handle, 0, decode=False):
-                last_start, good, count = start, end, count + records
-            if last_start is not None:
-                last_frame = next(iter_frames(handle, last_start))[3]
-                self.last_step = int(last_frame[-1][1])  # type: ignore[index]
-        if good != self.records_path.stat().st_size:
-            os.truncate(self.records_path, good)
-        self.record_count = count
-        self.size = good
+    def _start_writing(self, fsync: bool) -> None:
+        lock = _WriterLock(self.directory / LOCK_FILE, self.run_id)
+        try:
+            fd = os.open(self.records_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            os.close(fd)  # created 0600 before SQLite opens it (its -wal/-shm follow the mode)
+            db = sqlite3.connect(
+                self.records_path,
+                timeout=BUSY_TIMEOUT,
+                check_same_thread=False,
+                isolation_level=None,
+            )
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+                db.executescript(_SCHEMA)
+                row = db.execute(
+                    "SELECT last_seq, last_step FROM frames ORDER BY first_seq DESC LIMIT 1"
+                ).fetchone()
+            except BaseException:
+                db.close()
+                raise
+        except BaseException:
+            lock.release()
+            raise
+        self._lock, self._db = lock, db
+        if row is not None:
+            self.record_count, self.last_step = int(row[0]) + 1, int(row[1])
 
-    # -- records --------------------------------------------------------------
+    # -- records ----------------------------------------------------------------------
 
-    def append(self, data: bytes, count: int, last_step: int, *, fsync: bool = False) -> None:
-        """Append encoded records (already numbered from :attr:`record_count`)."""
-        if self._writer is None:
-            self._writer = open_private(self.records_path, "ab")
-        self._writer.write(data)
-        self._writer.flush()
-        if fsync:
-            os.fsync(self._writer.fileno())
-        self.record_count += count
-        self.size += len(data)
-        self.last_step = last_step
+    def append(
+        self, records: list[Record], cursors: dict[str, Cursor] | None = None
+    ) -> None:
+        """Append records (numbered from :attr:`record_count`) and store ``cursors``, in one
+        transaction: on any error nothing of it is written (and the error is raised).
+
+        Only the thread holding the engine's write lock calls this.
+        """
+        db = self._db
+        if db is None:
+            raise RuntimeError(f"the journal of run {self.run_id!r} is not open for writing")
+        if records and records[0][0] != self.record_count:
+            raise ValueError(
+                f"run {self.run_id!r}: records must continue at seq {self.record_count}, "
+                f"got {records[0][0]}"
+            )
+        rows = [
+            (chunk[0][0], chunk[-1][0], chunk[-1][1], marshal.dumps(chunk, 4))
+            for chunk in (
+                records[start : start + FRAME_RECORDS]
+                for start in range(0, len(records), FRAME_RECORDS)
+            )
+        ]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if rows:
+                db.executemany("INSERT INTO frames VALUES (?, ?, ?, ?)", rows)
+            if cursors:
+                db.executemany(
+                    "INSERT OR REPLACE INTO cursors VALUES (?, ?)",
+                    list(cursors.items()),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        if records:
+            self.record_count = records[-1][0] + 1
+            self.last_step = records[-1][1]
 
     def reader(self, cursor: Cursor) -> RecordReader:
-        """A reader positioned at ``cursor``."""
+        """A reader positioned at ``cursor`` (its own read-only connection)."""
         return RecordReader(self.records_path, cursor)
 
     def read_all(self) -> Iterator[MetricRecord]:
-        """Every complete record, in order."""
-        for item in read_records(self.records_path):
-            yield MetricRecord(*item)
+        """Every record, in order (read-only; consistent beside a live writer)."""
+        try:
+            reader = self.reader(0)
+        except FileNotFoundError:
+            return
+        try:
+            yield from reader
+        finally:
+            reader.close()
+
+    def count(self) -> int:
+        """How many records are in the journal (read-only)."""
+        return count_records(self.records_path)
 
     def close(self) -> None:
-        """Close the append handle and release the run for other processes."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self.meta.get("writer"):
-            self.meta["writer"] = None
-            self.save_meta()
+        """Close the database and release the run for other writers (idempotent)."""
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
-    # -- cursors and metadata -------------------------------------------------
+    # -- cursors and metadata ---------------------------------------------------------
 
     def read_cursor(self, tracker: str) -> Cursor:
-        """What ``tracker`` acknowledged, ``(0, 0)`` if nothing."""
+        """The next seq ``tracker`` has not acknowledged (0 if nothing)."""
+        return self.read_cursors().get(tracker, 0)
+
+    def read_cursors(self) -> dict[str, Cursor]:
+        """Every tracker's cursor."""
         try:
-            text = (self.directory / "cursors" / tracker).read_text()
-        except FileNotFoundError:
-            return (0, 0)
-        seq, offset = text.split()
-        return (int(seq), int(offset))
+            db = _connect_ro(self.records_path)
+        except (FileNotFoundError, sqlite3.Error):
+            return {}
+        try:
+            return {str(name): int(seq) for name, seq in db.execute("SELECT * FROM cursors")}
+        except sqlite3.Error:
+            return {}
+        finally:
+            db.close()
 
     def write_cursor(self, tracker: str, cursor: Cursor) -> None:
-        """Record that ``tracker`` acknowledged every record before ``cursor``."""
-        path = self.directory / "cursors" / tracker
-        tmp = path.with_name(f".{tracker}.tmp")
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"{cursor[0]} {cursor[1]}")
-        os.replace(tmp, path)
+        """Record that ``tracker`` acknowledged every record before ``cursor`` (writers
+        only; the engine stores cursors with its commits instead)."""
+        self.append([], {tracker: cursor})
+
+    def writer_info(self) -> dict[str, Any] | None:
+        """Who holds (or last held, if it was killed) the run's writer lock, if anyone said."""
+        try:
+            fd = os.open(self.directory / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            return _read_holder(fd)
+        finally:
+            os.close(fd)
 
     # -- artifacts ------------------------------------------------------------
 
@@ -383,7 +579,7 @@ class RunJournal:
         self.save_meta()
 
     def save_meta(self) -> None:
-        """Write ``run.json``."""
+        """Write ``run.json`` (atomically: readers see the old or the new file)."""
         write_json_atomic(self.directory / "run.json", self.meta)
 
 

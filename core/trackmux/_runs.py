@@ -11,9 +11,8 @@ Every run made on this machine is in ``<data dir>/journal/<run id>/`` whatever i
 * :func:`config_values` / :func:`differing_keys`: a run's set config fields, flat, and the
   keys whose values differ between runs.
 
-Nothing here writes to a run that a live process may still be appending to: the journal's
-torn-tail repair (:meth:`RunJournal.open`) is only used once the writing process is gone;
-otherwise the files are only read (an incomplete last line is skipped either way).
+Nothing here writes: runs are read through :meth:`RunJournal.peek`, whose read-only
+connections see a consistent snapshot even while a live process appends to the run.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ import attrs
 from attrs import define, field
 from trackmux_spec import TrainingConfig
 
-from ._journal import RunJournal, count_records, iter_run_ids
+from ._journal import RunJournal, iter_run_ids
 from ._series import DEFAULT_BUCKETS, SeriesBuilder
 
 __all__ = [
@@ -169,17 +168,13 @@ class MetricStats:
 def _open(root: Path, run_id: str) -> tuple[RunJournal, int]:
     """The run's journal (read-only: a live writer may still append) and its record count."""
     journal = RunJournal.peek(root, run_id)
-    return journal, count_records(journal.records_path)
+    return journal, journal.count()
 
 
-def _tracker_names(journal: RunJournal) -> list[str]:
+def _tracker_names(journal: RunJournal, cursors: Mapping[str, int]) -> list[str]:
     names = list(journal.meta.get("destinations") or [])
     names += [name for name in journal.meta.get("trackers") or {} if name not in names]
-    cursors = journal.directory / "cursors"
-    if cursors.is_dir():
-        for path in sorted(cursors.iterdir()):
-            if not path.name.startswith(".") and path.name not in names:
-                names.append(path.name)
+    names.extend(sorted(set(cursors) - set(names)))
     return names
 
 
@@ -188,8 +183,9 @@ def _info(root: Path, run_id: str) -> RunInfo:
     meta = journal.meta
     trackers = []
     offline = set(meta.get("offline") or [])
-    for name in _tracker_names(journal):
-        seq, _ = journal.read_cursor(name)
+    cursors = journal.read_cursors()
+    for name in _tracker_names(journal, cursors):
+        seq = cursors.get(name, 0)
         trackers.append(TrackerProgress(name, journal.tracker_job(name), min(seq, count), count,
                                          journal.tracker_finished(name), name in offline))
     pid = meta.get("pid")

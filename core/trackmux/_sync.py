@@ -21,7 +21,6 @@ outage longer than ``disconnect()`` waited.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +33,7 @@ from attrs import define, field
 from ._api import _EngineThread
 from ._config import load_settings
 from ._engine import Engine
-from ._journal import RunJournal, count_records, iter_run_ids
+from ._journal import RunJournal, iter_run_ids
 from ._plugins import get_plugin_manager, tracker_caller
 
 __all__ = ["RunSync", "SyncReport", "meant_for", "pending_records", "pending_runs", "sync"]
@@ -73,7 +72,7 @@ class SyncReport:
 
 
 def _needs_sync(journal: RunJournal, tracker: str) -> bool:
-    if journal.read_cursor(tracker)[0] < count_records(journal.records_path):
+    if journal.read_cursor(tracker) < journal.count():
         return True
     if len(journal.artifact_marks(tracker)) < len(journal.artifacts()):
         return True
@@ -165,7 +164,7 @@ def _sync_run(
 ) -> RunSync:
     try:
         peeked = RunJournal.peek(engine.journal_root, run_id)
-        already = peeked.read_cursor(tracker)[0]
+        already = peeked.read_cursor(tracker)
         artifacts_before = len(peeked.artifact_marks(tracker))
     except LookupError as exc:
         return RunSync(run_id, 0, 0, 0, False, "failed", str(exc))
@@ -182,7 +181,7 @@ def _sync_run(
         lane = worker.lanes[run_id]
         status = worker.status(engine.loop.time())
         return (
-            lane.cursor[0],
+            lane.cursor,
             run.next_seq,
             "failed" if lane.failed else worker.state,
             lane.failed or worker.error,
@@ -227,17 +226,7 @@ def _sync_run(
         outcome = "up to date"
     else:
         outcome = "synced"
-    thread.submit(_detach(engine, run_id)).result()
+    thread.submit(engine.detach(run_id)).result()
     return RunSync(run_id, total, already, delivered - already, finished, outcome, error,
                    artifacts_new, artifacts_total - artifacts_held)
 
-
-async def _detach(engine: Engine, run_id: str) -> None:
-    """Stop delivering ``run_id`` and release its journal (the next run may be big)."""
-    run = engine.runs.pop(run_id)
-    for worker in engine.workers.values():
-        lane = worker.lanes.pop(run_id, None)
-        if lane is not None and lane.reader is not None:
-            lane.reader.close()
-    run.journal.close()
-    await asyncio.sleep(0)

@@ -77,7 +77,7 @@ class _LiveRun:
 
     def __init__(self, buckets: int) -> None:
         self.builder = SeriesBuilder(buckets)
-        self.cursor: Cursor = (0, 0)
+        self.cursor: Cursor = 0
         self.lock = threading.Lock()
 
     def update(self, run: RunInfo) -> None:
