@@ -859,7 +859,7 @@ class Engine:
         commit_interval: float = 0.05,
         max_buffer: int = 20_000,
         commit_batch: int = 4096,
-        max_block: float = 1.0,
+        max_block: float = 5.0,
         backoff: Backoff | None = None,
         wall_clock: Callable[[], float] = time.time,
         blocking: str = "threads",
