@@ -9,7 +9,12 @@ disconnects, ``trackmux.sync`` and finishing runs; and the process's life-cycle 
 SIGTERM (every open run ends ``PREEMPTED`` with a bounded delivery, as the handler of
 ``trackmux._lifecycle`` does, then the process is gone), a restart while the backend is
 down (the engine starts unconnected and connects in the background), and the tracker
-refusing one run for good (that run stops on the tracker, the others go on).
+refusing one run for good (that run stops on the tracker, the others go on);
+failed journal writes (the next commits raise ENOSPC, as a full disk does) and a second
+writer (another engine, a sync, a bare ``RunJournal.open`` of a live run: each refused).
+
+To add an event: a ``@rule`` that acts, plus whatever it needs in ``_heal`` (the state
+every closing rule starts from) or the invariants.
 
 Invariants:
 
@@ -24,6 +29,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
 import shutil
 import tempfile
@@ -38,6 +44,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from trackmux import JobStatus, TrainingConfig, UnknownJobError
 from trackmux._engine import Engine
+from trackmux._journal import RunJournal, RunLockedError
 from trackmux._plugins import get_plugin_manager, tracker_caller
 from trackmux._retry import Backoff
 from trackmux.testing import FaultInjector, VirtualTimeLoop
@@ -132,6 +139,28 @@ class Faults:
         return self.mode
 
 
+class JournalFaults:
+    """Make the next ``count`` journal commits fail as a full disk does."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.real_append = RunJournal.append
+
+    def install(self) -> None:
+        faults = self
+
+        def append(journal: RunJournal, *args: Any, **kwargs: Any) -> None:
+            if faults.count > 0:
+                faults.count -= 1
+                raise OSError(errno.ENOSPC, "No space left on device (injected)")
+            faults.real_append(journal, *args, **kwargs)
+
+        RunJournal.append = append  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        RunJournal.append = self.real_append  # type: ignore[method-assign]
+
+
 class EngineMachine(RuleBasedStateMachine):
     """Random sessions of one process, restarted now and then, over one data directory."""
 
@@ -144,6 +173,8 @@ class EngineMachine(RuleBasedStateMachine):
         self.pm.register(self.tracker, name=NAME)
         self.pm.register(FaultInjector(self.faults, clock=lambda: 0.0), name="faults")
         self.loop = VirtualTimeLoop()
+        self.journal_faults = JournalFaults()
+        self.journal_faults.install()
         self.engine: Engine | None = None
         self.logged: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self.finished: set[str] = set()
@@ -167,8 +198,22 @@ class EngineMachine(RuleBasedStateMachine):
             if run_id not in self.finished:
                 self._run(engine.submit(TrainingConfig(), run_id))
 
+    def _heal(self) -> None:
+        """Let the disk recover and the engine journal what it holds (virtual time)."""
+        assert self.engine is not None
+        self.journal_faults.count = 0
+        for _ in range(100):
+            if self.engine.journal_error is None and not any(
+                    run.buffer for run in self.engine.runs.values()):
+                break
+            self._run(asyncio.sleep(10.0))
+        else:
+            raise AssertionError(f"the journal never recovered: {self.engine.report()}")
+        assert self.engine.report().dropped == 0
+
     def _stop_engine(self, timeout: float | None) -> trackmux.DeliveryReport:
         assert self.engine is not None
+        self._heal()
         report = self._run(self.engine.close(timeout))
         self.engine = None
         return report
@@ -192,17 +237,22 @@ class EngineMachine(RuleBasedStateMachine):
                 f"{run_id}: {len(self.tracker.rows.get(run_id, []))} stored of {len(rows)}")
 
     def _sync(self) -> trackmux.SyncReport:
+        return self._sync_runs(None)
+
+    def _sync_runs(self, run_ids: list[str] | None) -> trackmux.SyncReport:
         faults, self.faults.count = self.faults.count, 0  # sync runs in real time: no faults
+        journal_faults, self.journal_faults.count = self.journal_faults.count, 0
         self.tracker.refused.clear()  # the cause of a refusal was fixed before syncing
         self.tracker.down = 0
         try:
-            report = trackmux.sync(tracker=NAME, data_dir=self.data_dir, plugin_manager=self.pm,
-                                   timeout=30)
-            if report.ok:
+            report = trackmux.sync(run_ids, tracker=NAME, data_dir=self.data_dir,
+                                   plugin_manager=self.pm, timeout=30)
+            if report.ok and run_ids is None:
                 self.left_for_sync.clear()
             return report
         finally:
             self.faults.count = faults
+            self.journal_faults.count = journal_faults
 
     # -- rules ----------------------------------------------------------------------------
 
@@ -236,10 +286,50 @@ class EngineMachine(RuleBasedStateMachine):
     def inject_faults(self, count: int, mode: str) -> None:
         self.faults.count, self.faults.mode = count, mode
 
+    @rule(count=st.integers(min_value=1, max_value=4))
+    def journal_write_fails(self, count: int) -> None:
+        """The next ``count`` commits fail (ENOSPC): records wait in memory with their
+        seqs, nothing is numbered twice or skipped, the commit is retried."""
+        self.journal_faults.count = count
+
+    @precondition(lambda self: any(r not in self.finished for r in self.logged))
+    @rule(data=st.data(), how=st.sampled_from(["open", "engine", "sync"]))
+    def second_writer(self, data: st.DataObject, how: str) -> None:
+        """Another writer of a live run is refused, however it comes; the first goes on."""
+        assert self.engine is not None
+        run_id = data.draw(st.sampled_from([r for r in self.logged if r not in self.finished]))
+        if how == "open":
+            try:
+                RunJournal.open(self.data_dir / "journal", run_id).close()
+            except RunLockedError:
+                pass
+            else:
+                raise AssertionError(f"a second RunJournal.open of live run {run_id} worked")
+        elif how == "engine":
+            other = Engine(self.pm, [tracker_caller(self.pm, NAME)], self.data_dir,
+                           blocking="inline")
+            self._run(other.start({}))
+            try:
+                self._run(other.submit(TrainingConfig(), run_id))
+            except RunLockedError:
+                pass
+            else:
+                raise AssertionError(f"a second engine resumed live run {run_id}")
+            finally:
+                self._run(other.close(0))
+        else:
+            report = self._sync_runs([run_id])
+            assert report.runs[0].state == "failed", report
+            assert "being written by this process" in str(report.runs[0].error)
+
     @rule()
     def flush(self) -> None:
         assert self.engine is not None
         report = self._run(self.engine.flush())
+        if self.journal_faults.count or self.engine.journal_error is not None:
+            # the flush returned although the journal failed; it says so, loses nothing
+            self._heal()
+            report = self._run(self.engine.flush())
         stopped = self._stopped(report)
         assert report.delivered or stopped, str(report)
         self._assert_all_delivered(but=stopped | self.tracker.refused)
@@ -333,6 +423,7 @@ class EngineMachine(RuleBasedStateMachine):
                 assert self.tracker.status[run_id] == status, run_id
             assert self.tracker.violations == []
         finally:
+            self.journal_faults.uninstall()
             self.loop.close()
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

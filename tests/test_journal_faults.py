@@ -33,7 +33,7 @@ TESTS = Path(__file__).parent
 HANG = 120
 
 PRELUDE = textwrap.dedent("""
-    import errno, json, os, sys, threading
+    import errno, json, os, pathlib, sys, threading
     import trackmux
     from trackmux._journal import RunJournal
     from trackmux._plugins import get_plugin_manager
@@ -447,3 +447,32 @@ def test_a_sweep_of_hundreds_of_runs_never_runs_out_of_file_descriptors(tmp_path
     assert result["bad"] == []
     assert result["stored"] == 300 * 5
     assert "Too many open files" not in result["stderr"]
+
+
+def test_a_forked_child_leaves_the_parents_lock_and_journal_alone(tmp_path: Path) -> None:
+    """A fork (a DataLoader worker) that exits normally neither releases the parent's lock
+    nor touches its journal: a second writer is still refused, and the parent goes on."""
+    result = run_child("""
+        tracker = trackmux.Tracker(["memory"], data_dir=data_dir, plugin_manager=pm)
+        run = tracker.submit_job(run_id="forked")
+        tracker.log_metrics(run, {"x": 0}, step=0)
+        tracker.flush(timeout=60)
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)  # a normal exit: atexit handlers, finalizers, all of it
+        os.waitpid(pid, 0)
+        try:
+            RunJournal.open(pathlib.Path(data_dir) / "journal", run)
+        except RuntimeError as exc:
+            refused = str(exc)
+        else:
+            refused = None
+        tracker.log_metrics(run, {"x": 1}, step=1)
+        report = tracker.finish(run, timeout=60)
+        tracker.disconnect(timeout=60)
+        done(refused=refused, delivered=report.delivered, steps=memory.values(run, "_step"),
+             pid=os.getpid())
+    """, tmp_path / "data")
+    assert result["refused"] and f"this process ({result['pid']}" in result["refused"]
+    assert result["delivered"] and result["steps"] == [0, 1]
+    assert journal_seqs(tmp_path / "data", "forked") == [0, 1]

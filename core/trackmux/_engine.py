@@ -1241,8 +1241,11 @@ class Engine:
         have held the copied ones at the fork."""
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
         self._closed = True
         self._closed_reason = reason
+        for run in self.runs.values():
+            run.journal.abandon_after_fork()
 
     # -- the hot path (any thread) ------------------------------------------------------
 
@@ -1264,6 +1267,10 @@ class Engine:
         run = self.runs.get(run_id)
         if run is None:
             raise UnknownJobError(run_id)
+        if self._closed:
+            raise TrackerClosedError(
+                self._closed_reason or f"cannot log to run {run_id!r}: the tracker is disconnected"
+            )
         keep = len(run.buffer) < self.max_buffer or self._make_room(run)
         warn = False
         with self._lock:

@@ -84,6 +84,9 @@ FRAME_RECORDS = 2048
 #: giving up: every wait has a deadline.
 BUSY_TIMEOUT = 10.0
 
+#: Connections a forked child inherited: kept, never closed (see abandon_after_fork).
+_ABANDONED: list[sqlite3.Connection] = []
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS frames (
     first_seq INTEGER PRIMARY KEY,
@@ -428,6 +431,21 @@ class RunJournal:
     def count(self) -> int:
         """How many records are in the journal (read-only)."""
         return count_records(self.records_path)
+
+    def abandon_after_fork(self) -> None:
+        """In a forked child: let go of the parent's files without touching them.
+
+        The lock's descriptor is closed without unlocking (the flock belongs to the file
+        description the parent still holds) and the database connection is kept, never
+        used or closed: SQLite connections must not cross a fork.
+        """
+        db, self._db = self._db, None
+        if db is not None:
+            _ABANDONED.append(db)
+        lock, self._lock = self._lock, None
+        if lock is not None and lock.fd is not None:
+            os.close(lock.fd)
+            lock.fd = None
 
     def close(self) -> None:
         """Close the database and release the run for other writers (idempotent)."""
