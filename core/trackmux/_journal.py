@@ -451,6 +451,11 @@ class RunJournal:
         """Close the database and release the run for other writers (idempotent)."""
         db, self._db = self._db, None
         if db is not None:
+            # back to a single self-contained file (the WAL checkpointed into it), so that
+            # readers of a closed run create no -wal/-shm files; if a reader is busy right
+            # now it stays in WAL mode, which readers handle as well
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("PRAGMA journal_mode=DELETE")
             db.close()
         lock, self._lock = self._lock, None
         if lock is not None:
