@@ -108,7 +108,7 @@ def pending_runs(
 def pending_records(data_dir: os.PathLike[str] | str, run_id: str, tracker: str) -> int:
     """How many of the run's records ``tracker`` has not acknowledged."""
     journal = RunJournal.peek(Path(data_dir) / "journal", run_id)
-    return max(0, count_records(journal.records_path) - journal.read_cursor(tracker)[0])
+    return max(0, journal.count() - journal.read_cursor(tracker))
 
 
 def sync(
