@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import hashlib
 import logging
 import os
@@ -269,3 +270,77 @@ def test_sigkill_right_after_upload_artifact_then_sync_delivers_it_intact(
                           credentials={"api_key": fake.api_key}, settings=settings)
     assert again.runs[0].state == "up to date" and again.runs[0].artifacts_delivered == 0
     assert_on_wandb(fake, "ckpt", contents)
+
+
+# -- the read side ------------------------------------------------------------------------------
+
+
+def test_show_and_list_artifacts_give_size_digest_and_delivery_per_tracker(
+        tmp_path: Path) -> None:
+    """W&B refuses the artifact, the offline tracker holds it: list_artifacts, `trackmux
+    show` and `show --json` say so per tracker, with size and SHA-256."""
+    data_dir = tmp_path / "data"
+    fake = FakeWandB()
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"w" * 1500)
+    tracker = wandb_tracker(fake, data_dir, ("wandb", "null"))
+    with tracker:
+        run = tracker.submit_job(project_name=PROJECT)
+        fake.inject(Status(403), match="CommitArtifact")
+        artifact_id = tracker.upload_artifact(weights, {"name": "weights", "type": "model"})
+        tracker.flush(timeout=30)
+        (listed,) = tracker.list_artifacts(run)
+    digest = hashlib.sha256(f"weights.bin:{hashlib.sha256(b'w' * 1500).hexdigest()}\n"
+                            .encode()).hexdigest()
+    assert (listed["id"], listed["size"], listed["digest"]) == (artifact_id, 1500, digest)
+    assert listed["files"] == [{"path": "weights.bin", "size": 1500,
+                                "sha256": hashlib.sha256(b"w" * 1500).hexdigest()}]
+    assert listed["delivery"]["null"]["state"] == "delivered"
+    assert listed["delivery"]["wandb"]["state"] == "refused"
+    assert "commitArtifact failed" in listed["delivery"]["wandb"]["error"]
+
+    shown = invoke(data_dir, "show", run, env={})
+    assert shown.exit_code == 0, shown.output
+    (row,) = [line for line in shown.output.splitlines() if "weights:0" in line]
+    assert "model" in row and "1.5 kB" in row and digest[:12] in row
+    (header,) = [line for line in shown.output.splitlines() if "SHA-256" in line]
+    cells = [c.strip() for c in header.split("┃")], [c.strip() for c in row.split("│")]
+    assert cells[1][cells[0].index("wandb")] == "pending"
+    assert cells[1][cells[0].index("null")] == "delivered"
+    as_json = json.loads(invoke(data_dir, "show", run, "--json", env={}).output)
+    (artifact,) = as_json["artifacts"]
+    assert artifact["digest"] == digest and artifact["delivery"]["wandb"] == {"state": "pending"}
+    assert artifact["delivery"]["null"]["state"] == "delivered"
+
+
+def test_artifacts_download_verifies_what_it_writes(tmp_path: Path) -> None:
+    """`trackmux artifacts download RUN NAME -o DIR` writes the original bytes from the
+    local store (or through a tracker); a tampered store fails the check, writing nothing."""
+    data_dir = tmp_path / "data"
+    with trackmux.Tracker(["null"], data_dir=data_dir) as tracker:
+        run = tracker.submit_job(project_name=PROJECT)
+        contents = two_files(tmp_path / "ckpt")
+        tracker.upload_artifact(tmp_path / "ckpt", {"name": "ckpt"})
+    for path in (tmp_path / "ckpt").rglob("*"):
+        if path.is_file():
+            path.unlink()
+
+    local = invoke(data_dir, "artifacts", "download", run, "ckpt", "-o", str(tmp_path / "a"),
+                   env={})
+    through = invoke(data_dir, "artifacts", "download", run, f"{run}:ckpt:0", "-o",
+                     str(tmp_path / "b"), "--tracker", "null", env={})
+    for result, folder in ((local, "a"), (through, "b")):
+        assert result.exit_code == 0 and "verified" in result.output, result.output
+        assert {p.relative_to(tmp_path / folder).as_posix(): p.read_bytes()
+                for p in (tmp_path / folder).rglob("*") if p.is_file()} == contents
+
+    blob = data_dir / "artifacts" / "sha256"
+    (model,) = [p for p in blob.rglob("*") if p.is_file() and p.stat().st_size == 300_000]
+    model.write_bytes(b"\x00" * 300_000)
+    tampered = invoke(data_dir, "artifacts", "download", run, "ckpt", "-o",
+                      str(tmp_path / "c"), env={})
+    assert tampered.exit_code == 1 and "model.pt" in tampered.output
+    assert "fails its check" in tampered.output
+    assert not (tmp_path / "c" / "model.pt").exists()
+    missing = invoke(data_dir, "artifacts", "download", run, "nope", env={})
+    assert missing.exit_code == 1 and "no artifact 'nope'" in missing.output

@@ -296,6 +296,9 @@ class _TrackerBase:
             await self._engine.wait_artifact(artifact_id, timeout)
         return artifact_id
 
+    async def _list_artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        return self._engine.list_artifacts(job_id)
+
     async def _download(self, artifact_id: str, target: Path, tracker: str | None) -> Path:
         engine = self._engine
         worker = engine.worker(tracker)
@@ -496,6 +499,13 @@ class AsyncTracker(_TrackerBase):
         entry = await asyncio.to_thread(self._engine.store_artifact, target, spec, copy=copy)
         return await self._on_loop(self._add_artifact(job, entry, wait, timeout))
 
+    async def list_artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        """The run's artifacts from the journal, in upload order: ``id``, ``name``, ``type``,
+        ``description``, ``metadata``, ``size``, ``digest`` (SHA-256), ``files`` (path, size,
+        sha256) and ``delivery``: per tracker ``{"state": "delivered", "remote_id": ...}``,
+        ``{"state": "pending"}`` or ``{"state": "refused", "error": ...}``."""
+        return await self._on_loop(self._list_artifacts(job_id))
+
     async def download_artifact(
         self,
         artifact_id: str,
@@ -642,6 +652,11 @@ class Tracker(_TrackerBase):
         job, target, spec = self._artifact(path, metadata, job_id)
         entry = self._engine.store_artifact(target, spec, copy=copy)
         return self._wait(self._add_artifact(job, entry, wait, timeout))
+
+    def list_artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        """The run's artifacts and their delivery per tracker (see
+        :meth:`AsyncTracker.list_artifacts`)."""
+        return self._wait(self._list_artifacts(job_id))
 
     def download_artifact(
         self,

@@ -36,6 +36,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from trackmux_spec.artifact_paths import safe_destination
+
 from ._files import make_private_dir
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "artifact_digest",
     "build_entry",
     "parse_artifact_id",
+    "restore",
 ]
 
 _CHUNK = 1 << 20
@@ -275,6 +278,46 @@ def build_entry(
         "copy": copy,
         "created": time.time(),
     }
+
+
+def restore(store: ArtifactStore, entry: Mapping[str, Any], target_dir: Path) -> Path:
+    """Copy an artifact from the local store into ``target_dir``, every file verified.
+
+    Each file is written under a temporary name, checked against the SHA-256 and size the
+    journal recorded, then renamed; every path is checked first (``safe_destination``).
+
+    :returns: the file of a one-file artifact, else ``target_dir``.
+    :raises ValueError: an entry's path would land outside ``target_dir``.
+    :raises RuntimeError: a stored file is missing or its content differs (for
+        ``copy=False``: the referenced file changed since the upload).
+    """
+    target_dir.mkdir(parents=True, exist_ok=True)
+    plan = [(safe_destination(target_dir, item["path"]), item) for item in entry["files"]]
+    for dest, item in plan:
+        source = store.open_file(item)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
+        try:
+            try:
+                with open(source, "rb", buffering=0) as src, open(tmp, "xb", buffering=0) as out:
+                    sha256, size = ArtifactStore._stream(src, out)
+            except FileNotFoundError:
+                raise RuntimeError(
+                    f"artifact {entry['name']!r}: {item['path']!r} is missing from the "
+                    f"local store ({source})"
+                ) from None
+            if (sha256, size) != (item["sha256"], item["size"]):
+                raise RuntimeError(
+                    f"artifact {entry['name']!r}: {item['path']!r} fails its check: sha256 "
+                    f"{sha256[:12]}, {size} bytes; recorded {item['sha256'][:12]}, "
+                    f"{item['size']} bytes"
+                )
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+    if entry["kind"] == "file":
+        return plan[0][0]
+    return target_dir.resolve()
 
 
 def _remove_tree(path: Path) -> None:

@@ -40,12 +40,14 @@ from ._output import console as _console
 from ._output import echo_json as _echo_json
 from ._output import json_option as _json_option
 from ._runs import (
+    ArtifactInfo,
     MetricStats,
     RunInfo,
     config_values,
     differing_keys,
     journal_root,
     json_safe,
+    list_artifacts,
     list_runs,
     load_run,
     metric_stats,
@@ -372,6 +374,7 @@ def show(state: _State, run_ref: str, metric_names: tuple[str, ...], plot: bool,
         data = run.to_dict()
         data["config"] = run.set_config()
         data["metrics"] = {name: s.to_dict() for name, s in stats.items()}
+        data["artifacts"] = [a.to_dict() for a in list_artifacts(run)]
         _echo_json(data)
         return
     console = _console()
@@ -406,10 +409,41 @@ def show(state: _State, run_ref: str, metric_names: tuple[str, ...], plot: bool,
         table.add_row("-", "-", "-", "-")
     console.print(table)
 
+    artifacts = list_artifacts(run)
+    if artifacts:
+        console.print(_artifacts_table(artifacts))
+
     if stats:
         console.print(_metrics_table(stats, series))
     else:
         console.print("No metrics logged.")
+
+
+def _size(size: int) -> str:
+    """``1.2 GB``-style byte counts (powers of 1,000)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _artifacts_table(artifacts: Sequence[ArtifactInfo]) -> Table:
+    table = Table(title="Artifacts", title_justify="left")
+    table.add_column("Name", style="bold")
+    table.add_column("Type")
+    table.add_column("Size", justify="right")
+    table.add_column("Files", justify="right")
+    table.add_column("SHA-256")
+    trackers = list(dict.fromkeys(name for a in artifacts for name in a.delivery))
+    for name in trackers:
+        table.add_column(name)
+    for a in artifacts:
+        states = [a.delivery.get(name, {}).get("state", "-") for name in trackers]
+        table.add_row(a.id.split(":", 1)[1], a.type, _size(a.size), str(len(a.files)),
+                      a.digest[:12], *states)
+    return table
 
 
 def _select_metrics(series: dict[str, Series], wanted: Sequence[str]) -> list[str]:
@@ -622,6 +656,70 @@ def ui(state: _State, port: int | None, host: str) -> None:
         pass
     finally:
         server.server_close()
+
+
+# -- artifacts ----------------------------------------------------------------------------
+
+
+@cli.group(short_help="Download a run's artifacts.")
+def artifacts() -> None:
+    """A run's artifacts: `trackmux show RUN` lists them with their delivery state."""
+
+
+@artifacts.command(short_help="Download an artifact and verify it.")
+@click.argument("run_ref", metavar="RUN")
+@click.argument("name", metavar="NAME")
+@click.option("-o", "--output", "output", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default=True, help="The directory to write into.")
+@click.option("--tracker", "tracker_name", default=None,
+              help="Download through this tracker (credentials from its environment) instead "
+                   "of from the local store.")
+@click.pass_obj
+def download(state: _State, run_ref: str, name: str, output: Path,
+             tracker_name: str | None) -> None:
+    """Write artifact NAME of RUN into the output directory, every file checked against the
+    SHA-256 the journal recorded. NAME is the artifact's name (the latest of that name) or
+    its id. By default the bytes come from the local store, so this works offline and
+    before any tracker holds the artifact."""
+    from ._artifacts import ArtifactStore, restore
+
+    run = _load(state, run_ref)
+    found = [a for a in list_artifacts(run) if name in (a.name, a.id, a.id.split(":", 1)[1])]
+    if not found:
+        known = ", ".join(dict.fromkeys(a.name for a in list_artifacts(run))) or "none"
+        _fail(f"run {run.run_id} has no artifact {name!r} (its artifacts: {known})")
+    artifact = found[-1]
+    try:
+        if tracker_name is None:
+            path = restore(ArtifactStore(state.data_dir), artifact.entry, output)
+        else:
+            path = _download_through(state, artifact, output, tracker_name)
+    except (TrackmuxError, ValueError, ConnectionError, RuntimeError, OSError) as exc:
+        _fail(str(exc))
+    _console().print(f"{artifact.id}: {len(artifact.files)} file(s), {_size(artifact.size)}, "
+                     f"verified → {path}", soft_wrap=True)
+
+
+def _download_through(state: _State, artifact: ArtifactInfo, output: Path,
+                      tracker_name: str) -> Path:
+    """Download through a tracker, then check every file against the journal's SHA-256."""
+    import hashlib
+
+    import trackmux
+
+    with trackmux.Tracker([tracker_name], data_dir=state.data_dir) as tracker:
+        path = tracker.download_artifact(artifact.id, output, tracker=tracker_name)
+    root = output.resolve()
+    for item in artifact.files:
+        written = path if artifact.entry["kind"] == "file" else root / item["path"]
+        digest = hashlib.sha256()
+        with open(written, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != item["sha256"]:
+            raise RuntimeError(f"{item['path']!r} from {tracker_name} differs from the "
+                               f"journal's SHA-256")
+    return Path(path)
 
 
 # -- sync ---------------------------------------------------------------------------------

@@ -1394,6 +1394,40 @@ class Engine:
             worker.artifact_wake.set()
         return str(entry["id"])
 
+    def list_artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's artifacts, in upload order, with each tracker's delivery state:
+        ``{"state": "delivered", "remote_id": ...}``, ``{"state": "pending"}`` or, refused
+        in this session, ``{"state": "refused", "error": ...}``."""
+        run = self.runs.get(run_id)
+        try:
+            journal = run.journal if run is not None else RunJournal.peek(
+                self.journal_root, check_run_id(run_id))
+        except (LookupError, ValueError):
+            raise UnknownJobError(run_id) from None
+        entries = run.artifacts if run is not None else journal.artifacts()
+        names = list(dict.fromkeys([*self.workers, *journal.meta.get("trackers", {})]))
+        found = []
+        for entry in entries:
+            index = entry["index"]
+            delivery: dict[str, dict[str, Any]] = {}
+            for name in names:
+                worker = self.workers.get(name)
+                lane = worker.lanes.get(run_id) if worker is not None else None
+                marks = lane.artifact_marks if lane is not None else journal.artifact_marks(name)
+                if index in marks:
+                    delivery[name] = dict(marks[index])
+                elif lane is not None and index in lane.artifact_failed:
+                    delivery[name] = {"state": "refused", "error": lane.artifact_failed[index]}
+                else:
+                    delivery[name] = {"state": "pending"}
+            found.append({
+                **{k: entry[k] for k in ("id", "name", "type", "description", "metadata",
+                                         "size", "digest")},
+                "files": [{k: f[k] for k in ("path", "size", "sha256")} for f in entry["files"]],
+                "delivery": delivery,
+            })
+        return found
+
     def artifact_entry(self, artifact_id: str) -> tuple[_Run, dict[str, Any]]:
         """The active run and journal entry of a trackmux artifact id.
 

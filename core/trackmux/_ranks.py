@@ -296,6 +296,11 @@ class SilentEngine:
         self._run(run_id)
         return ""
 
+    def list_artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """No artifacts on this rank."""
+        self._run(run_id)
+        return []
+
     async def wait_artifact(self, artifact_id: str, timeout: float | None,
                             trackers: list[str] | None = None) -> dict[str, str]:
         """Nothing to wait for."""

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from ._config import load_settings
-from ._journal import RunJournal
 from ._runs import (
     RunInfo,
     config_values,
     differing_keys,
     journal_root,
     json_safe,
+    list_artifacts,
     list_runs,
     load_run,
     run_series,
@@ -122,19 +122,12 @@ def select_runs(data_dir: Path, refs: Sequence[str] = (), *, project: str | None
 def _artifacts(run: RunInfo) -> list[dict[str, Any]]:
     """The run's artifacts from the journal: name, type, size, file count, digest and which
     trackers hold each (local paths are left out: a report travels)."""
-    assert run.directory is not None
-    journal = RunJournal.peek(run.directory.parent, run.run_id)
-    marks = {t.name: journal.artifact_marks(t.name) for t in run.trackers}
-    out = []
-    for entry in journal.artifacts():
-        index = entry.get("index")
-        out.append(json_safe({
-            "name": entry.get("name"), "type": entry.get("type"), "size": entry.get("size"),
-            "files": len(entry.get("files") or ()), "digest": entry.get("digest"),
-            "delivered": [name for name, held in marks.items()
-                          if (held.get(index) or {}).get("state") == "delivered"],
-        }))
-    return out
+    return [json_safe({
+        "name": a.name, "type": a.type, "size": a.size, "files": len(a.files),
+        "digest": a.digest,
+        "delivered": [name for name, mark in a.delivery.items()
+                      if mark.get("state") == "delivered"],
+    }) for a in list_artifacts(run)]
 
 
 def _chart_value(value: float) -> float:

@@ -8,6 +8,8 @@ Every run made on this machine is in ``<data dir>/journal/<run id>/`` whatever i
 * :func:`run_series` / :func:`metric_stats`: per metric the count, last value, min and max
   (NaN ignored for min/max) and a curve downsampled for charts, streamed from the journal
   so a long run does not fill memory.
+* :func:`list_artifacts`: a run's artifacts (name, type, size, digest, files) and, per
+  tracker, whether it holds each one and under which id.
 * :func:`config_values` / :func:`differing_keys`: a run's set config fields, flat, and the
   keys whose values differ between runs.
 
@@ -33,6 +35,7 @@ from ._journal import RunJournal, iter_run_ids
 from ._series import DEFAULT_BUCKETS, SeriesBuilder
 
 __all__ = [
+    "ArtifactInfo",
     "MetricStats",
     "RunInfo",
     "TrackerProgress",
@@ -40,6 +43,7 @@ __all__ = [
     "differing_keys",
     "journal_root",
     "json_safe",
+    "list_artifacts",
     "list_runs",
     "load_run",
     "metric_stats",
@@ -78,6 +82,31 @@ class TrackerProgress:
         return {"name": self.name, "job_id": self.job_id, "acknowledged": self.acknowledged,
                 "total": self.total, "finished": self.finished, "offline": self.offline,
                 "pending": self.pending}
+
+
+@define
+class ArtifactInfo:
+    """One artifact of a run, from the journal, and which trackers hold it."""
+
+    id: str
+    name: str
+    type: str
+    description: str | None
+    size: int
+    digest: str
+    files: list[dict[str, Any]]
+    #: tracker -> ``{"state": "delivered", "remote_id": ...}`` or ``{"state": "pending"}``
+    delivery: dict[str, dict[str, Any]]
+    entry: dict[str, Any] = field(eq=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (files with path, size and SHA-256; never a local path)."""
+        return json_safe({
+            "id": self.id, "name": self.name, "type": self.type,
+            "description": self.description, "size": self.size, "digest": self.digest,
+            "files": [{k: f[k] for k in ("path", "size", "sha256")} for f in self.files],
+            "delivery": self.delivery,
+        })
 
 
 @define
@@ -334,3 +363,24 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, Iterable) and not isinstance(value, str | bytes):
         return [json_safe(v) for v in value]
     return value
+
+
+# -- artifacts ----------------------------------------------------------------------------
+
+
+def list_artifacts(run: RunInfo) -> list[ArtifactInfo]:
+    """The run's artifacts in upload order, with each tracker's delivery state."""
+    assert run.directory is not None
+    journal = RunJournal.peek(run.directory.parent, run.run_id)
+    marks = {t.name: journal.artifact_marks(t.name) for t in run.trackers}
+    found = []
+    for entry in journal.artifacts():
+        index = entry["index"]
+        delivery = {name: dict(held.get(index) or {"state": "pending"})
+                    for name, held in marks.items()}
+        found.append(ArtifactInfo(
+            id=entry["id"], name=entry["name"], type=entry["type"],
+            description=entry.get("description"), size=int(entry.get("size") or 0),
+            digest=str(entry.get("digest") or ""), files=list(entry["files"]),
+            delivery=delivery, entry=entry))
+    return found
