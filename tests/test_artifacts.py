@@ -13,8 +13,8 @@
 from __future__ import annotations
 
 import base64
-import json
 import hashlib
+import json
 import logging
 import os
 import signal
