@@ -674,9 +674,10 @@ def artifacts() -> None:
 @click.option("--tracker", "tracker_name", default=None,
               help="Download through this tracker (credentials from its environment) instead "
                    "of from the local store.")
+@_json_option
 @click.pass_obj
 def download(state: _State, run_ref: str, name: str, output: Path,
-             tracker_name: str | None) -> None:
+             tracker_name: str | None, as_json: bool) -> None:
     """Write artifact NAME of RUN into the output directory, every file checked against the
     SHA-256 the journal recorded. NAME is the artifact's name (the latest of that name) or
     its id. By default the bytes come from the local store, so this works offline and
@@ -696,6 +697,9 @@ def download(state: _State, run_ref: str, name: str, output: Path,
             path = _download_through(state, artifact, output, tracker_name)
     except (TrackmuxError, ValueError, ConnectionError, RuntimeError, OSError) as exc:
         _fail(str(exc))
+    if as_json:
+        _echo_json({**artifact.to_dict(), "path": str(path), "verified": True})
+        return
     _console().print(f"{artifact.id}: {len(artifact.files)} file(s), {_size(artifact.size)}, "
                      f"verified → {path}", soft_wrap=True)
 
