@@ -632,12 +632,14 @@ class TrackerConformance:
 
     def test_delivery_hooks_of_an_unknown_job_raise_permanent_error(
             self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:
-        """log_metrics and finish_job of a job the backend does not hold raise PermanentError
-        (retrying cannot help; the engine stops the tracker and keeps the records)."""
+        """log_metrics, update_config and finish_job of a job the backend does not hold raise
+        PermanentError (retrying cannot help; the engine stops the tracker and keeps the
+        records)."""
 
         async def body(hooks: Any, session: object) -> None:
             record = MetricRecord(0, 0, 1_700_000_000.0, {"x": 1.0})
             calls = {"log_metrics": {"records": [record]},
+                     "update_config": {"config": _config()},
                      "finish_job": {"status": JobStatus.FINISHED}}
             for hook, arguments in calls.items():
                 try:

@@ -13,7 +13,8 @@ awaitable. Blocking hooks run in a worker thread, never on the caller's thread. 
 exceptions are :func:`get_run_url` and :func:`tracker_info`, which must be plain,
 non-blocking functions.
 
-Errors, by hook: the delivery hooks (:func:`log_metrics`, :func:`finish_job`) raise
+Errors, by hook: the delivery hooks (:func:`log_metrics`, :func:`update_config`,
+:func:`finish_job`) raise
 :class:`~trackmux_spec.RetryableError` or :class:`~trackmux_spec.PermanentError` (a job the
 backend does not hold is permanent); the read hooks (:func:`get_job_status`,
 :func:`get_history`, :func:`download_artifact`) raise
@@ -180,8 +181,9 @@ def log_metrics(session: object, job_id: str, records: Sequence[MetricRecord]) -
     ``records`` are consecutive by ``seq``, which goes on across journals (see
     :func:`resume_point`). A record whose ``seq`` the backend already holds for this job
     must not be stored twice, and :func:`resume_point` must count it: the engine resends
-    a batch whose acknowledgement was lost. Raise :class:`~trackmux_spec.RetryableError` for a failure
-    worth retrying and :class:`~trackmux_spec.PermanentError` for one that is not.
+    a batch whose acknowledgement was lost. Raise :class:`~trackmux_spec.RetryableError`
+    for a failure worth retrying and :class:`~trackmux_spec.PermanentError` for one that is
+    not.
     Returning normally acknowledges the whole batch. An empty ``records`` is a heartbeat
     (sent only to trackers that declare ``TrackerInfo.heartbeat_interval``): it stores
     nothing (a wrapper plugin may also empty a batch: the records are acknowledged).

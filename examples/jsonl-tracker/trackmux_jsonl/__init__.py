@@ -129,8 +129,7 @@ def update_config(session: JsonlSession, job_id: str, config: TrainingConfig) ->
     event = {"event": "config", "name": config.name, "config": config.to_dict(),
              "hyperparameters": config.hyperparameters(), "time": time.time()}
     with store.lock:
-        if not store.run_path(job_id).is_file():
-            raise UnknownJobError(job_id)
+        _delivery_state(store, job_id)  # PermanentError for a job without a run file
         try:
             store.append(job_id, [event])
         except OSError as exc:

@@ -154,11 +154,14 @@ def submit_job(session: NullSession, run_id: str, config: TrainingConfig) -> str
 def update_config(session: NullSession, job_id: str, config: TrainingConfig) -> None:
     """Replace the job's stored configuration (``config`` and ``hyperparameters``).
 
-    :raises UnknownJobError: no such job.
+    :raises PermanentError: no such job (as for the other delivery hooks).
     """
     store = _session(session)
     with store.lock:
-        meta = store.read_meta(job_id)
+        try:
+            meta = store.read_meta(job_id)
+        except UnknownJobError as exc:
+            raise PermanentError(f"the null store has no job {job_id!r}") from exc
         meta["name"] = config.name
         meta["config"] = config.to_dict()
         meta["hyperparameters"] = config.hyperparameters()
