@@ -108,17 +108,17 @@ def test_a_script_that_just_ends_finishes_its_run_with_every_row(tmp_path: Path)
 
 def test_a_forked_child_does_not_see_or_end_the_parent_s_run(tmp_path: Path) -> None:
     done = run_script("""
-        import os, trackmux
+        import os, sys, trackmux
         run = trackmux.init(project="p")
         trackmux.log({"loss": 1.0}, step=0)
         pid = os.fork()
-        if pid == 0:
+        if pid == 0:  # ends through sys.exit: the exit hooks run in the child too
             ok = trackmux.run is None
             try:
                 trackmux.log({"loss": 99.0}, step=1)
             except RuntimeError:
-                os._exit(0 if ok else 3)
-            os._exit(4)
+                sys.exit(0 if ok else 3)
+            sys.exit(4)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, status
         trackmux.log({"loss": 2.0}, step=1)

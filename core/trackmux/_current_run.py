@@ -83,9 +83,11 @@ def _finish_at_exit() -> None:
     state = _STATE
     run = state.run
     if run is not None and state.pid == os.getpid() and not run._finished:
+        # the final state only (and a held row): the Tracker's own exit hook, which runs
+        # next, delivers everything within its one deadline
         try:
-            run.finish(exit_code=1 if state.failed else 0)
-        except Exception:  # the tracker's own exit hook still delivers what it can
+            run.finish(exit_code=1 if state.failed else 0, timeout=0)
+        except Exception:  # that hook still finishes the run and delivers what it can
             pass
 
 
@@ -94,7 +96,7 @@ def _install_hooks(state: _State) -> None:
     if state.hooked:
         return
     state.hooked = True
-    # registered after trackmux._api's hook, so it runs first (atexit is last in, first out):
+    # registered after trackmux._lifecycle's hook, so it runs first (last in, first out):
     # the run is finished (or failed) before the tracker closes
     atexit.register(_finish_at_exit)
     if sys.excepthook is not _excepthook:
