@@ -9,6 +9,7 @@ from typing import Any
 from trackmux_spec._config_values import config_value
 
 import trackmux
+from trackmux._current_run import current_run
 
 __all__ = ["numeric", "storable", "use_run"]
 
@@ -17,9 +18,9 @@ logger = logging.getLogger("trackmux")
 
 def use_run(**init_kwargs: Any) -> trackmux.Run:
     """The current run (``trackmux.run``), or a new one from ``trackmux.init(**init_kwargs)``."""
-    run = trackmux.run
+    run = current_run()
     if run is not None:
-        return run  # type: ignore[no-any-return]
+        return run
     return trackmux.init(**{k: v for k, v in init_kwargs.items() if v is not None})
 
 

@@ -92,8 +92,8 @@ class TrackmuxLogger(Logger):  # type: ignore[misc]
     def log_hyperparams(self, params: dict[str, Any] | Namespace, *args: Any,
                         **kwargs: Any) -> None:
         """Add ``params`` to the run's config (changed values too: the last call wins)."""
-        params = _sanitize_callable_params(_convert_params(params))
-        self.experiment.config.update(storable(params, "lightning"), allow_val_change=True)
+        values: dict[str, Any] = _sanitize_callable_params(_convert_params(params))
+        self.experiment.config.update(storable(values, "lightning"), allow_val_change=True)
 
     @rank_zero_only  # type: ignore[misc]
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
