@@ -1,10 +1,13 @@
 """Accelerate with TrackmuxTracker: a real ``Accelerator`` training loop on the CPU,
-``init_trackers`` with a config, ``accelerator.log`` at each step, ``end_training``."""
+``init_trackers`` with a config, ``accelerator.log`` at each step, ``end_training``; first
+with a W&B that fails now and then (a dropped connection, answers lost after the
+change was applied): nothing lost, nothing stored twice."""
 
 from __future__ import annotations
 
 from _framework_runs import Scripts, by_step, offline_run, wandb_run
 from trackmux import JobStatus
+from trackmux_wandb.testing import AfterApply, Drop, Status
 
 LOOP = """
     import torch
@@ -31,6 +34,21 @@ LOOP = """
     accelerator.end_training()
     print("state", run.tracker.get_job_status(run.id).value, flush=True)
 """
+
+
+def test_a_flaky_wandb_during_training_loses_and_duplicates_nothing(scripts: Scripts) -> None:
+    fake = scripts.fake
+    for fault in (Drop(), AfterApply(Status(500))):
+        fake.inject(fault, match="file_stream")
+    fake.inject(AfterApply(Status(502)), match="UpsertBucket")
+    scripts.run(LOOP)
+    assert fake.pending_faults == 0
+    stored = offline_run(scripts.data_dir)
+    remote = wandb_run(fake, stored["id"])
+    assert remote["state"] == "finished"
+    assert len(remote["rows"]) <= len(stored["rows"])  # each record at most once
+    assert by_step(remote["rows"]) == by_step(stored["rows"])
+    assert remote["config"] == stored["config"] == {"lr": 0.05, "steps": 6}
 
 
 def test_accelerator_logs_config_and_steps_and_end_training_finishes(scripts: Scripts) -> None:
