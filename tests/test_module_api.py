@@ -196,6 +196,23 @@ def test_import_trackmux_as_wandb_runs_a_wandb_script(tmp_path: Path) -> None:
     ]
 
 
+def test_config_may_be_a_namespace_a_dataclass_or_a_training_config(tmp_path: Path) -> None:
+    import argparse
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Optim:
+        lr: float = 0.1
+        betas: tuple[float, float] = (0.9, 0.99)
+
+    run = trackmux.init(trackers="null", dir=tmp_path,
+                        config=argparse.Namespace(epochs=3, data=Path("/data/train")))
+    run.config.update(Optim())
+    run.config.update(trackmux.TrainingConfig(rank=8, extra={"alpha_scale": 2}))
+    assert dict(run.config) == {"epochs": 3, "data": "/data/train", "lr": 0.1,
+                                "betas": [0.9, 0.99], "rank": 8, "alpha_scale": 2}
+
+
 def test_works_inside_a_running_event_loop(tmp_path: Path) -> None:
     async def notebook_cell() -> str:
         run = trackmux.init(project="nb", trackers="null", dir=tmp_path, config={"a": 1})

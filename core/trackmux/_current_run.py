@@ -373,6 +373,8 @@ def _as_mapping(values: Any) -> dict[str, Any]:
     """Config entries as the run's config stores them (``TrainingConfig.extra``'s rules)."""
     if values is None:
         return {}
+    if isinstance(values, TrainingConfig):
+        return values.hyperparameters()
     return dict(TrainingConfig(extra=values).extra)
 
 
