@@ -129,6 +129,30 @@ def test_a_forked_child_does_not_see_or_end_the_parent_s_run(tmp_path: Path) -> 
     assert result["rows"] == [{"loss": 1.0, "_step": 0}, {"loss": 2.0, "_step": 1}]
 
 
+def test_an_artifact_logged_just_before_the_script_ends_reaches_wandb(tmp_path: Path) -> None:
+    # delivered by the exit hook, after interpreter shutdown began: no executor may be used
+    from trackmux_wandb.testing import FakeWandB
+
+    fake = FakeWandB()
+    (tmp_path / "weights.bin").write_bytes(b"\x02" * 4096)
+    with fake.serve() as url:
+        done = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+            import trackmux
+            run = trackmux.init(project="p", config={"lr": 0.1})
+            trackmux.log({"loss": 1.0})
+            trackmux.log_artifact("weights.bin", name="weights", type="model")
+            print(run.id, flush=True)
+        """)], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "TRACKMUX_DIR": str(tmp_path / "data"),
+                 "TRACKMUX_TRACKERS": "wandb", "WANDB_BASE_URL": url,
+                 "WANDB_API_KEY": fake.api_key})
+    assert done.returncode == 0, done.stderr
+    assert "refused" not in done.stderr and "not yet delivered" not in done.stderr, done.stderr
+    run_id = done.stdout.strip()
+    assert fake.run(fake.entity, "p", run_id).state == "finished"
+    assert [a.collection for a in fake.artifacts(fake.entity, "p")] == ["weights"]
+
+
 def test_config_values_change_only_when_allowed(tmp_path: Path) -> None:
     run = trackmux.init(project="p", config={"lr": 0.1}, trackers="null", dir=tmp_path)
     with pytest.raises(ValueError, match=r"'lr' would change from 0\.1 to 0\.2"):

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from trackmux_spec import ArtifactSpec, PermanentError, RetryableError, UnknownJobError
 from trackmux_spec.artifact_paths import safe_destination
+from trackmux_spec.threads import to_thread
 
 from ._failures import MLflowError
 from ._runs import get_run
@@ -108,7 +109,7 @@ def _files(path: Path) -> tuple[str, list[tuple[str, Path]]]:
 
 async def _chunks(path: Path) -> AsyncIterator[bytes]:
     with path.open("rb") as handle:
-        while chunk := await asyncio.to_thread(handle.read, _CHUNK):
+        while chunk := await to_thread(handle.read, _CHUNK):
             yield chunk
 
 
@@ -156,7 +157,7 @@ async def upload_artifact(
     entries = []
     for relative, local in files:
         size = local.stat().st_size
-        digest = await asyncio.to_thread(_sha256, local)
+        digest = await to_thread(_sha256, local)
         target = f"{root}/{name}/{relative}"
         await _once(
             f"upload of {relative}",

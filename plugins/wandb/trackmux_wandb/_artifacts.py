@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from trackmux_spec import ArtifactSpec, PermanentError, RetryableError, UnknownJobError
+from trackmux_spec.threads import to_thread
 
 from . import _queries as q
 from ._manifest import (
@@ -92,7 +93,7 @@ def _parse_headers(raw: Any) -> dict[str, str]:
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
     with path.open("rb") as handle:
-        while chunk := await asyncio.to_thread(handle.read, _CHUNK):
+        while chunk := await to_thread(handle.read, _CHUNK):
             yield chunk
 
 
