@@ -28,7 +28,7 @@ _IMPORT = ("import time; t = time.perf_counter(); import trackmux; "
            "print(time.perf_counter() - t)")
 
 #: Modules a training script should not pay for at ``import trackmux``.
-HEAVY = ("asyncio", "ssl", "httpx", "importlib.metadata", "cattrs", "rich", "click",
+HEAVY = ("asyncio", "ssl", "httpx", "importlib.metadata", "cattrs", "rich", "click", "sqlite3",
          "trackmux._engine", "trackmux._journal", "trackmux_wandb", "trackmux_mlflow",
          "trackmux_null", "concurrent.futures")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 #: Modules ``import trackmux`` must leave alone.
-_HEAVY = ("asyncio", "ssl", "httpx", "importlib.metadata", "cattrs", "rich", "click",
+_HEAVY = ("asyncio", "ssl", "httpx", "importlib.metadata", "cattrs", "rich", "click", "sqlite3",
           "concurrent.futures", "trackmux._engine", "trackmux._journal", "trackmux._api",
           "trackmux_null", "trackmux_wandb", "trackmux_mlflow", "hypothesis", "pytest")
 
