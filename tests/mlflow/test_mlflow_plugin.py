@@ -469,16 +469,21 @@ def test_artifacts_round_trip_verify_and_refuse_escapes(mlflow_settings, tmp_pat
         root = (await _runs.get_run(session, job))["info"]["artifact_uri"].split(":/", 1)[1]
         name = artifact_id.split("/", 1)[1]
         client = session.client
-        evil = json.dumps(
-            {
-                "version": 1,
-                "kind": "directory",
-                "files": [{"path": "../escape.txt", "size": 1, "sha256": "0"}],
-            }
-        ).encode()
-        await client.put_artifact(f"{root}/evil.trackmux.json", evil, len(evil))
+        listed = await client.call("GET", "artifacts/list", params={"run_id": job})
+        evil = json.dumps({"kind": "directory", "files": [["../escape.txt", 1, "0"]]})
+        await client.call(
+            "POST",
+            "runs/set-tag",
+            body={"run_id": job, "key": "trackmux.artifact.evil", "value": evil},
+        )
         with pytest.raises(ValueError, match="leaves the target"):
             await plugin.download_artifact(session, f"{job}/evil", tmp_path / "out")
+        legacy = json.dumps(
+            {"kind": "directory", "files": [{"path": "../escape.txt", "size": 1, "sha256": "0"}]}
+        ).encode()
+        await client.put_artifact(f"{root}/old.trackmux.json", legacy, len(legacy))
+        with pytest.raises(ValueError, match="leaves the target"):
+            await plugin.download_artifact(session, f"{job}/old", tmp_path / "out")
 
         await client.put_artifact(f"{root}/{name}/cfg.json", b"{tampered}", 10)
         with pytest.raises(RuntimeError, match="mismatch"):
@@ -486,12 +491,43 @@ def test_artifacts_round_trip_verify_and_refuse_escapes(mlflow_settings, tmp_pat
         with pytest.raises(UnknownJobError):
             await plugin.download_artifact(session, f"{job}/missing", tmp_path / "out")
         await plugin.disconnect(session)
-        return artifact_id, got, files
+        return artifact_id, got, files, listed
 
-    artifact_id, got, files = run(body())
+    artifact_id, got, files, listed = run(body())
     assert artifact_id.endswith("/my-ckpt-v1")
+    assert [f["path"] for f in listed["files"]] == ["my-ckpt-v1"], "no sidecar file"
     assert got == tmp_path / "out"
     assert files == ["cfg.json", "deep/er/w.bin"]
     assert (tmp_path / "out" / "deep" / "er" / "w.bin").read_bytes() == bytes(range(256)) * 50
     assert not (tmp_path / "escape.txt").exists()
     assert (tmp_path / "out" / "cfg.json").read_text() == "{}"
+
+
+def test_an_artifact_of_many_files_is_checked_by_one_digest(mlflow_settings, tmp_path):
+    """Too many files for the manifest tag's 8,000 characters: the tag keeps one SHA-256
+    over them all; the download lists, fetches and checks them."""
+    src = tmp_path / "shards"
+    src.mkdir()
+    for index in range(70):
+        (src / f"shard-{index:03d}-{'x' * 60}.bin").write_bytes(bytes([index]) * 10)
+
+    async def body():
+        session = await connect(mlflow_settings, tmp_path)
+        job = await plugin.submit_job(session, "manyfile", TrainingConfig())
+        artifact_id = await plugin.upload_artifact(session, job, src, ArtifactSpec(name="shards"))
+        info = await _runs.get_run(session, job)
+        await plugin.download_artifact(session, artifact_id, tmp_path / "out")
+        root = info["info"]["artifact_uri"].split(":/", 1)[1]
+        victim = f"shard-007-{'x' * 60}.bin"
+        await session.client.put_artifact(f"{root}/shards/{victim}", b"y" * 10, 10)
+        with pytest.raises(RuntimeError, match="checksum mismatch"):
+            await plugin.download_artifact(session, artifact_id, tmp_path / "again")
+        await plugin.disconnect(session)
+        return info
+
+    info = run(body())
+    tag = {t["key"]: t["value"] for t in info["data"]["tags"]}["trackmux.artifact.shards"]
+    assert len(tag) <= 8000 and json.loads(tag)["files"]["count"] == 70
+    got = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert got == sorted(p.name for p in src.iterdir())
+    assert all((tmp_path / "out" / p.name).read_bytes() == p.read_bytes() for p in src.iterdir())

@@ -38,8 +38,9 @@ How trackmux maps onto MLflow:
   1 MB per ``log-batch``).
 * Statuses: FINISHED, FAILED and KILLED through ``runs/update``; MLflow's SCHEDULED reads
   as PENDING.
-* Artifacts: files under ``<name>/`` in the run's artifact root, with a SHA-256
-  manifest beside them; see :mod:`._artifacts`.
+* Artifacts: files under ``<name>/`` in the run's artifact root, and nothing beside
+  them: the run tag ``trackmux.artifact.<name>`` holds the SHA-256 manifest; see
+  :mod:`._artifacts`.
 
 MLflow's quirks and what the plugin does about them (see :mod:`._values`):
 
