@@ -65,6 +65,9 @@ All GraphQL goes to `POST {base}/graphql` with JSON body `{"query": "...", "vari
 identifies the operation by `operationName` AND checks that the query text contains the expected top-level field
 (e.g. `upsertBucket`), rejecting (HTTP 400, `{"errors":[{"message": ...}]}`) unknown operations and missing required variables.
 Run ids: the run "name" (8 chars [a-z0-9] or user's), storage id = opaque base64 string the fake generates.
+As the official SDK sends them (checked by tests/wandb/test_differential_sdk.py): an empty or missing
+`operationName` names the document's one operation; a mutation taking one `$input` object has the object's fields
+read as the variables; CreateArtifactManifest's input field `type` may come as `$type` or `$manifestType`.
 
 | operationName | top-level field | required vars | optional vars | response data |
 |---|---|---|---|---|
@@ -80,6 +83,9 @@ Run ids: the run "name" (8 chars [a-z0-9] or user's), storage id = opaque base64
 | CreateArtifactFiles | createArtifactFiles | artifactFiles (list of {artifactID, artifactManifestID, name, md5 (b64)}), storageLayout | – | `{"createArtifactFiles":{"files":{"edges":[{"node":{"id","name","displayName","uploadUrl" (null when the server already has that md5),"uploadHeaders":["Key:Value",...],"storagePath","uploadMultipartUrls":null,"artifact":{"id"}}}]}}}` |
 | CommitArtifact | commitArtifact | artifactID | – | `{"commitArtifact":{"artifact":{"id","digest"}}}` |
 | ArtifactManifest | artifact | id | – | `{"artifact":{"currentManifest":{"id","file":{"directUrl"}}}}` or `{"artifact": null}` |
+| ArtifactType | project | name (`collection:alias`) | entity, project | `{"project":{"artifact": {"artifactType":{"name"}} or null}}` |
+| ServerFeaturesQuery | serverInfo | – | – | `{"serverInfo":{"features":[]}}` |
+| CreateRunFiles | createRunFiles | entity, project, run, files | – | `{"createRunFiles":{"runID","uploadHeaders":["Key:Value"],"files":[{"name","uploadUrl"}]}}` (run files such as config.yaml: stored as blobs) |
 | ArtifactFileURLsByManifestEntries | artifact | id, storageLayout, manifestVersion, entries (list of {name, digest, birthArtifactID, size}) | – | `{"artifact":{"filesByManifestEntries":{"edges":[{"node":{"name","directUrl"}}]}}}` |
 
 file_stream: `POST {base}/files/{entity}/{project}/{run_name}/file_stream`, body as PROTOCOL.md §4; lines stored
@@ -92,6 +98,8 @@ Storage: upload URLs the fake hands out are `{base}/_storage/put/<token>` and di
 (or similar). Storage requests carry NO Authorization header (the fake answers 400 "credentials sent to storage URL" if
 one is present) and must carry the uploadHeaders the fake returned (it checks one of them, e.g. `x-fake-signature`).
 The PUT body's MD5 must match the md5 given in createArtifactFiles (else 400).
+
+The SDK's own telemetry (`POST {base}/sdk/otel/...`) is answered 200 and dropped.
 """
 
 from __future__ import annotations
@@ -361,7 +369,7 @@ _OPERATIONS: dict[str, _Operation] = {
     ),
     "CreateArtifactManifest": _Operation(
         "createArtifactManifest",
-        ("artifactID", "name", "digest", "entityName", "projectName", "type", "includeUpload"),
+        ("artifactID", "name", "digest", "entityName", "projectName", "includeUpload"),
         "_op_create_artifact_manifest",
     ),
     "CreateArtifactFiles": _Operation(
@@ -369,6 +377,11 @@ _OPERATIONS: dict[str, _Operation] = {
     ),
     "CommitArtifact": _Operation("commitArtifact", ("artifactID",), "_op_commit_artifact"),
     "ArtifactManifest": _Operation("artifact", ("id",), "_op_artifact_manifest"),
+    "ArtifactType": _Operation("project", ("name",), "_op_artifact_type"),
+    "ServerFeaturesQuery": _Operation("serverInfo", (), "_op_server_features"),
+    "CreateRunFiles": _Operation(
+        "createRunFiles", ("entity", "project", "run", "files"), "_op_create_run_files"
+    ),
     "ArtifactFileURLsByManifestEntries": _Operation(
         "artifact",
         ("id", "storageLayout", "manifestVersion", "entries"),
@@ -702,6 +715,8 @@ class FakeWandB:
                 return self._file_stream(request, route)
             if route.kind == "storage":
                 return self._storage(request)
+            if route.kind == "telemetry":
+                return httpx.Response(200, json={})  # the SDK's own metrics: accepted, dropped
             raise _Rejected(f"no such endpoint: {request.method} {request.url.path}", 404)
         except _Rejected as rejected:
             return _error(route, rejected.status, str(rejected))
@@ -728,8 +743,12 @@ class FakeWandB:
         payload = route.payload
         if payload is _MALFORMED or not isinstance(payload, dict):
             raise _Rejected("request body is not a JSON object")
-        name, query = payload.get("operationName"), payload.get("query")
+        name, query = _operation_name(payload), payload.get("query")
         variables = payload.get("variables") or {}
+        if isinstance(variables, dict) and isinstance(variables.get("input"), dict):
+            # the SDK's mutations take one input object: `mutation X($input: XInput!)`
+            variables = {**variables["input"], **{k: v for k, v in variables.items()
+                                                  if k != "input"}}
         operation = _OPERATIONS.get(name) if isinstance(name, str) else None
         if operation is None:
             raise _Rejected(f"unknown operationName {name!r}")
@@ -998,6 +1017,8 @@ class FakeWandB:
         v = call.variables
         artifact = self._pending_artifact(_string(v, "artifactID"))
         name, digest = _string(v, "name"), _string(v, "digest")
+        # the input field `type`: trackmux names its variable $type, the SDK $manifestType
+        v = {**v, "type": v.get("type", v.get("manifestType"))}
         if _string(v, "type") not in ("FULL", "INCREMENTAL", "PATCH"):
             raise _Rejected("type must be FULL, INCREMENTAL or PATCH")
         include_upload = v.get("includeUpload")
@@ -1059,6 +1080,45 @@ class FakeWandB:
             }
             edges.append({"node": node})
         return {"createArtifactFiles": {"files": {"edges": edges}}}
+
+    def _op_artifact_type(self, call: _Call) -> dict[str, Any]:
+        """The type of ``name`` (``collection:alias``), which the SDK checks before logging."""
+        v = call.variables
+        entity = _optional_string(v, "entity") or call.viewer.entity
+        project = _optional_string(v, "project") or "uncategorized"
+        collection = _string(v, "name").split(":", 1)[0]
+        found = [a for a in self._artifacts.values()
+                 if (a.entity, a.project, a.collection) == (entity, project, collection)]
+        artifact = {"artifactType": {"name": found[-1].type}} if found else None
+        return {"project": {"artifact": artifact}}
+
+    def _op_server_features(self, call: _Call) -> dict[str, Any]:
+        """No optional server features (the SDK then uses the baseline protocol)."""
+        return {"serverInfo": {"features": []}}
+
+    def _op_create_run_files(self, call: _Call) -> dict[str, Any]:
+        """Upload URLs for run files (``config.yaml``, ``requirements.txt``...); stored as
+        blobs, not otherwise kept."""
+        v = call.variables
+        files = v["files"]
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise _Rejected("files must be a list of strings")
+        run = self._runs.get((_string(v, "entity"), _string(v, "project"), _string(v, "run")))
+        if run is None:
+            raise _Rejected("no such run", 404)
+        signature = secrets.token_hex(8)  # one set of upload headers for every file
+        slots = []
+        for name in files:
+            token = secrets.token_hex(12)
+            self._uploads[token] = _UploadSlot("", signature, "", False)
+            slots.append({"name": name, "uploadUrl": f"{call.origin}/_storage/put/{token}"})
+        return {
+            "createRunFiles": {
+                "runID": run.id,
+                "uploadHeaders": [f"{SIGNATURE_HEADER}:{signature}"],
+                "files": slots,
+            }
+        }
 
     def _op_commit_artifact(self, call: _Call) -> dict[str, Any]:
         artifact = self._artifact_by_id(_string(call.variables, "artifactID"))
@@ -1355,11 +1415,27 @@ def manifest_digest(manifest: Mapping[str, Any]) -> str:
     return hashlib.md5(text.encode()).hexdigest()
 
 
+_OPERATION_NAME = re.compile(r"^\s*(?:query|mutation)\s+(\w+)")
+
+
+def _operation_name(payload: Any) -> str | None:
+    """``operationName``, else the name of the document's one operation (GraphQL allows
+    leaving it out, or empty, then: the SDK's Python side does)."""
+    if not isinstance(payload, dict):
+        return None
+    name = payload.get("operationName")
+    if isinstance(name, str) and name:
+        return name
+    query = payload.get("query")
+    found = _OPERATION_NAME.match(query) if isinstance(query, str) else None
+    return found.group(1) if found else name if isinstance(name, str) else None
+
+
 def _route(request: httpx.Request, body: bytes) -> _Route:
     path = request.url.path
     if path == "/graphql":
         payload = _parse_json(body)
-        name = payload.get("operationName") if isinstance(payload, dict) else None
+        name = _operation_name(payload)
         return _Route("graphql", name if isinstance(name, str) else "graphql", payload)
     if _FILE_STREAM_PATH.match(path):
         if request.headers.get("content-encoding", "").lower() == "gzip":
@@ -1370,6 +1446,8 @@ def _route(request: httpx.Request, body: bytes) -> _Route:
         return _Route("file_stream", "file_stream", _parse_json(body))
     if path.startswith("/_storage/") and path.count("/") == 3:
         return _Route("storage", "storage", None)
+    if path.startswith("/sdk/otel/"):
+        return _Route("telemetry", "telemetry", None)
     return _Route("unknown", None, None)
 
 
