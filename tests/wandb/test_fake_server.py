@@ -688,6 +688,19 @@ def test_graphql_and_file_stream_need_credentials(
     )
 
 
+@pytest.mark.parametrize("name", [None, ""])
+def test_the_documents_operation_names_it_when_operation_name_is_left_out(
+    client: httpx.Client, name: str | None
+) -> None:
+    """GraphQL allows it, and the SDK's Python side sends ``"operationName": ""``."""
+    body: dict[str, Any] = {"query": QUERIES["Viewer"], "variables": {}}
+    if name is not None:
+        body["operationName"] = name
+    response = client.post("/graphql", json=body, auth=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["viewer"]["entity"] == ENTITY
+
+
 def test_graphql_rejections(client: httpx.Client) -> None:
     def post(body: Any) -> httpx.Response:
         return client.post("/graphql", json=body, auth=AUTH)
@@ -704,7 +717,7 @@ def test_graphql_rejections(client: httpx.Client) -> None:
             "variables": {"name": "r"},
             "operationName": "UpsertBucket",
         },
-        {"query": QUERIES["Viewer"], "variables": {}},
+        {"query": "{ viewer { id } }", "variables": {}},  # anonymous: no operation name
         [1, 2],
     ]
     for body in cases:
