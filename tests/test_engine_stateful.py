@@ -10,8 +10,10 @@ SIGTERM (every open run ends ``PREEMPTED`` with a bounded delivery, as the handl
 ``trackmux._lifecycle`` does, then the process is gone), a restart while the backend is
 down (the engine starts unconnected and connects in the background), and the tracker
 refusing one run for good (that run stops on the tracker, the others go on);
-failed journal writes (the next commits raise ENOSPC, as a full disk does) and a second
-writer (another engine, a sync, a bare ``RunJournal.open`` of a live run: each refused).
+failed journal writes (the next commits raise ENOSPC, as a full disk does), a second
+writer (another engine, a sync, a bare ``RunJournal.open`` of a live run: each refused),
+and a resume on a fresh journal (the journal is gone, as on a new node; the open runs are
+resumed by id and numbered from 0 again).
 
 To add an event: a ``@rule`` that acts, plus whatever it needs in ``_heal`` (the state
 every closing rule starts from) or the invariants.
@@ -48,7 +50,14 @@ from trackmux._journal import RunJournal, RunLockedError
 from trackmux._plugins import get_plugin_manager, tracker_caller
 from trackmux._retry import Backoff
 from trackmux.testing import FaultInjector, VirtualTimeLoop
-from trackmux_spec import ConnectContext, MetricRecord, PermanentError, TrackerInfo, hookimpl
+from trackmux_spec import (
+    ConnectContext,
+    MetricRecord,
+    PermanentError,
+    ResumePoint,
+    TrackerInfo,
+    hookimpl,
+)
 
 NAME = "memory"
 
@@ -84,6 +93,11 @@ class MemoryTracker:
         self.rows.setdefault(run_id, [])
         self.status.setdefault(run_id, JobStatus.RUNNING)
         return run_id
+
+    @hookimpl
+    def resume_point(self, session: object, job_id: str) -> ResumePoint:
+        rows = self.rows.get(job_id, [])
+        return ResumePoint(next_seq=len(rows), last_step=rows[-1][0] if rows else None)
 
     @hookimpl
     def log_metrics(self, session: object, job_id: str, records: Sequence[MetricRecord]) -> None:
@@ -375,6 +389,17 @@ class EngineMachine(RuleBasedStateMachine):
             self.final[run_id] = JobStatus.PREEMPTED
             self.left_for_sync.add(run_id)
         self._stop_engine(5.0)
+        self._start_engine()
+
+    @precondition(lambda self: not self.tracker.refused and not self.left_for_sync)
+    @rule()
+    def resume_on_a_fresh_journal(self) -> None:
+        """The job restarts on a fresh node: everything was delivered, the journal is gone,
+        and the open runs are resumed by id from new, empty journals numbering from 0. The
+        tracker must see their records after what it holds (no seq reused, no gap)."""
+        report = self._stop_engine(None)
+        if report.delivered and (self.data_dir / "journal").exists():
+            shutil.rmtree(self.data_dir / "journal")
         self._start_engine()
 
     @rule()
