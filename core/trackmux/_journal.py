@@ -276,6 +276,7 @@ class RunJournal:
         self.record_count = 0
         self.last_step = -1
         self._db: sqlite3.Connection | None = None
+        self._abandoned_db: sqlite3.Connection | None = None  # a forked child's copy
         self._lock: _WriterLock | None = None
 
     @property
@@ -442,6 +443,9 @@ class RunJournal:
         db, self._db = self._db, None
         if db is not None:
             _ABANDONED.append(db)
+            # a module list is emptied at interpreter shutdown; this object is not (the
+            # child leaks a reference to the tracker holding it: trackmux._lifecycle)
+            self._abandoned_db = db
         lock, self._lock = self._lock, None
         if lock is not None and lock.fd is not None:
             os.close(lock.fd)
