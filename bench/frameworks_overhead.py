@@ -7,19 +7,27 @@
 * ``wandb``: the framework's own W&B integration, offline (``report_to="wandb"`` with
   ``WANDB_MODE=offline``; ``WandbLogger(offline=True)``).
 
-Every step logs (``logging_steps=1``; ``log_every_n_steps=1``): the worst case for the
-tracker. Each configuration runs ``--repeat`` times (default 3), each in a fresh process;
-the tables give the median of: the process's wall time (imports, setup, training, the
-tracker's finish at exit), the training loop's time per step (step-end timestamps: the
-median step, and the mean over the steps after the first), and peak RSS (the training
-process; wandb's separate ``wandb-core`` process is not counted, so wandb's real memory is
-higher than shown).
+First, the integration's own call is timed alone, call by call, in the training process
+(``TrackmuxCallback.on_log`` against ``WandbCallback.on_log``; ``TrackmuxLogger.log_metrics``
+against ``WandbLogger.log_metrics``): what tracking adds to a logged step on the thread that
+trains, measured where a loaded machine disturbs it least.
+
+Then whole runs. Every step logs (``logging_steps=1``; ``log_every_n_steps=1``): the
+worst case for the tracker. Each configuration runs ``--repeat`` times (default 3), each in
+a fresh process,
+the modes interleaved; the tables give the median of: the process's wall time (imports,
+setup, training, the tracker's finish at exit); the training loop's wall time and its
+median step; the CPU time the training thread spends per step (``time.thread_time`` at
+every step end: what tracking adds on the thread that trains, the figure that survives a
+loaded machine); the CPU time of the whole process tree (every thread, and wandb's
+``wandb-core`` child: what tracking costs the machine); and peak RSS of the training
+process (``wandb-core``'s memory is not in it).
 
 The frameworks come from the integration tests' cached venv
 (``tests/frameworks/_frameworks_venv.py``); ``wandb`` is added to it on first use (the
 tests never select it). Run::
 
-    python bench/frameworks_overhead.py [--steps 300] [--repeat 3]
+    python bench/frameworks_overhead.py [--steps 300] [--repeat 3] [--calls 2000]
 
 The figures are in bench/RESULTS.md ("Framework integrations").
 """
@@ -27,8 +35,10 @@ The figures are in bench/RESULTS.md ("Framework integrations").
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -65,7 +75,7 @@ class Clock(TrainerCallback):
     def __init__(self):
         self.ends = []
     def on_step_end(self, args, state, control, **kwargs):
-        self.ends.append(time.perf_counter())
+        self.ends.append((time.perf_counter(), time.thread_time()))
 
 clock = Clock()
 callbacks = [clock]
@@ -109,7 +119,7 @@ class Clock(L.Callback):
     def __init__(self):
         self.ends = []
     def on_train_batch_end(self, *args, **kwargs):
-        self.ends.append(time.perf_counter())
+        self.ends.append((time.perf_counter(), time.thread_time()))
 
 x = torch.randn(steps * 8, 16)
 data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)),
@@ -133,7 +143,53 @@ print("RESULT " + json.dumps({"fit": fit, "ends": clock.ends,
       "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
 """
 
+CALLS = """
+import json, statistics, sys, time
+mode, calls = sys.argv[1], int(sys.argv[2])
+times = []
+if sys.argv[3] == "hf":
+    from transformers import (BertConfig, BertForSequenceClassification, TrainerControl,
+                              TrainerState, TrainingArguments)
+    args = TrainingArguments(output_dir="out", report_to="none", use_cpu=True)
+    state, control = TrainerState(), TrainerControl()
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32))
+    if mode == "trackmux":
+        from trackmux.integrations.transformers import TrackmuxCallback
+        callback = TrackmuxCallback()
+    else:
+        from transformers.integrations import WandbCallback
+        callback = WandbCallback()
+    callback.on_train_begin(args, state, control, model=model)
+    for step in range(1, calls + 1):
+        state.global_step = step
+        logs = {"loss": 0.5, "grad_norm": 1.25, "learning_rate": 5e-5, "epoch": step / calls}
+        started = time.perf_counter()
+        callback.on_log(args, state, control, logs=logs)
+        times.append(time.perf_counter() - started)
+else:
+    if mode == "trackmux":
+        from trackmux.integrations.lightning import TrackmuxLogger
+        logger = TrackmuxLogger()
+    else:
+        import os
+        from lightning.pytorch.loggers import WandbLogger
+        logger = WandbLogger(offline=True, save_dir=os.getcwd())
+    logger.log_hyperparams({"lr": 0.01})
+    for step in range(calls):
+        metrics = {"train_loss": 0.5, "epoch": 0.0}
+        started = time.perf_counter()
+        logger.log_metrics(metrics, step=step)
+        times.append(time.perf_counter() - started)
+times.sort()
+print("RESULT " + json.dumps({"median": statistics.median(times),
+                              "p99": times[int(len(times) * 0.99)]}), flush=True)
+"""
+
 SCRIPTS = {"HF Trainer (tiny BERT)": HF, "Lightning fit (MLP)": LIGHTNING}
+CALL_SITES = {"hf": "HF `Trainer` callback `on_log` (4 values)",
+              "lightning": "Lightning logger `log_metrics` (2 values)"}
 MODES = ("none", "trackmux", "wandb")
 
 
@@ -156,6 +212,24 @@ def frameworks_python() -> Path:
     return python
 
 
+def time_calls(python: Path, mode: str, site: str, calls: int) -> dict[str, float]:
+    """Median and p99 of one integration call, timed in the training process."""
+    sys.path.insert(0, str(ROOT / "tests" / "frameworks"))
+    from _frameworks_venv import script_env
+
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / "calls.py"
+        path.write_text(CALLS)
+        env = script_env(Path(work), TRACKMUX_TRACKERS="null", WANDB_MODE="offline",
+                         WANDB_SILENT="true", WANDB_DIR=work, WANDB_PROJECT="bench")
+        done = subprocess.run([str(python), str(path), mode, str(calls), site], cwd=work,
+                              env=env, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{mode} {site} calls failed:\n{done.stderr[-4000:]}")
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])  # type: ignore[no-any-return]
+
+
 def run_once(python: Path, script: str, mode: str, steps: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "tests" / "frameworks"))
     from _frameworks_venv import script_env
@@ -165,18 +239,23 @@ def run_once(python: Path, script: str, mode: str, steps: int) -> dict[str, Any]
         path.write_text(script)
         env = script_env(Path(work), TRACKMUX_TRACKERS="null", WANDB_MODE="offline",
                          WANDB_SILENT="true", WANDB_DIR=work, WANDB_PROJECT="bench")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run([str(python), str(path), mode, str(steps)], cwd=work, env=env,
                               capture_output=True, text=True, timeout=900, check=False)
         wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{mode} failed:\n{done.stderr[-4000:]}")
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
     ends = result.pop("ends")
-    gaps = [b - a for a, b in zip(ends, ends[1:], strict=False)]
+    walls = [b[0] - a[0] for a, b in itertools.pairwise(ends)]
+    cpus = [b[1] - a[1] for a, b in itertools.pairwise(ends)]
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall": wall, "fit": result["fit"], "steps": len(ends),
-            "step_median": statistics.median(gaps), "step_mean": statistics.fmean(gaps),
+            "step_median": statistics.median(walls), "step_mean": statistics.fmean(walls),
+            "thread_cpu": statistics.fmean(cpus), "cpu": cpu,
             "rss_mb": result["rss_kb"] / 1024}
 
 
@@ -188,11 +267,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=2000,
+                        help="integration calls timed one by one")
     parser.add_argument("--json", type=Path, help="write the raw measurements here")
     options = parser.parse_args()
     python = frameworks_python()
     load = os.getloadavg()
     started = time.perf_counter()
+    calls: dict[str, dict[str, dict[str, float]]] = {}
+    for site in CALL_SITES:
+        for mode in ("trackmux", "wandb"):
+            say(f"{site}: timing {options.calls} calls, {mode}")
+            calls.setdefault(site, {})[mode] = time_calls(python, mode, site, options.calls)
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for title, script in SCRIPTS.items():
         raw[title] = {mode: [] for mode in MODES}
@@ -205,24 +291,38 @@ def main() -> None:
           f"--repeat {options.repeat}`; load average at start {load[0]:.2f}/{load[1]:.2f}/"
           f"{load[2]:.2f}, at end {end_load[0]:.2f}/{end_load[1]:.2f}/{end_load[2]:.2f}; "
           f"took {time.perf_counter() - started:.0f} s.\n")
+    print(f"### What the integration adds to each logged step, {options.calls} calls\n")
+    print("| call | trackmux median | trackmux p99 | wandb (offline) median | wandb p99 | "
+          "trackmux cheaper by |")
+    print("|---|---|---|---|---|---|")
+    for site, title in CALL_SITES.items():
+        ours, theirs = calls[site]["trackmux"], calls[site]["wandb"]
+        print(f"| {title} | {ours['median'] * 1e6:.1f} µs | {ours['p99'] * 1e6:.1f} µs "
+              f"| {theirs['median'] * 1e6:.1f} µs | {theirs['p99'] * 1e6:.1f} µs "
+              f"| {theirs['median'] / ours['median']:.0f}x |")
+    print()
     for title, modes in raw.items():
-        base = statistics.median(r["step_mean"] for r in modes["none"])
+        base = statistics.median(r["thread_cpu"] for r in modes["none"])
+        base_cpu = statistics.median(r["cpu"] for r in modes["none"])
         print(f"### {title}, {options.steps} steps, a log call every step\n")
-        print("| tracking | wall (process) | training loop | time per step, median | "
-              "time per step, mean | added per step (mean) | peak RSS |")
-        print("|---|---|---|---|---|---|---|")
+        print("| tracking | wall (process) | training loop (wall) | time per step (wall, median) "
+              "| training thread CPU per step | added per step (CPU) | process CPU, all threads "
+              "and children | added CPU | peak RSS |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for mode in MODES:
             runs = modes[mode]
-            mean = statistics.median(r["step_mean"] for r in runs)
-            added = "-" if mode == "none" else f"{(mean - base) * 1e6:+.0f} µs"
+            thread_cpu = statistics.median(r["thread_cpu"] for r in runs)
+            cpu = statistics.median(r["cpu"] for r in runs)
+            added = "-" if mode == "none" else f"{(thread_cpu - base) * 1e6:+.0f} µs"
+            added_cpu = "-" if mode == "none" else f"{cpu - base_cpu:+.2f} s"
             print(f"| {mode} | {statistics.median(r['wall'] for r in runs):.2f} s "
                   f"| {statistics.median(r['fit'] for r in runs):.2f} s "
                   f"| {fmt_ms(statistics.median(r['step_median'] for r in runs))} "
-                  f"| {fmt_ms(mean)} | {added} "
+                  f"| {fmt_ms(thread_cpu)} | {added} | {cpu:.2f} s | {added_cpu} "
                   f"| {statistics.median(r['rss_mb'] for r in runs):.0f} MB |")
         print()
     if options.json:
-        options.json.write_text(json.dumps(raw, indent=1))
+        options.json.write_text(json.dumps({"calls": calls, "runs": raw}, indent=1))
 
 
 if __name__ == "__main__":
