@@ -57,6 +57,19 @@ def test_every_public_name_still_resolves(tmp_path: Path) -> None:
                    "sync": "trackmux._sync"}
 
 
+def test_importing_the_tracker_classes_loads_no_engine_until_a_tracker_is_made(
+        tmp_path: Path) -> None:
+    got = _fresh("""
+        import json, sys
+        from trackmux import AsyncTracker, Tracker, TrainingConfig
+        before = [m for m in ("asyncio", "trackmux._engine", "sqlite3") if m in sys.modules]
+        Tracker(["null"])
+        after = [m for m in ("asyncio", "trackmux._engine") if m in sys.modules]
+        print(json.dumps({"before": before, "after": after}))
+    """, tmp_path)
+    assert got == {"before": [], "after": ["asyncio", "trackmux._engine"]}
+
+
 def test_the_command_line_help_loads_no_engine(tmp_path: Path) -> None:
     got = _fresh("""
         import json, sys

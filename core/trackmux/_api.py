@@ -8,15 +8,13 @@ caller's thread; everything else is a coroutine run on the engine's loop, awaite
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import os
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 from trackmux_spec import (
@@ -29,9 +27,13 @@ from trackmux_spec import (
 from . import _lifecycle
 from ._artifacts import parse_artifact_id
 from ._config import Settings, load_settings
-from ._engine import DeliveryReport, Engine
 from ._plugins import get_plugin_manager, tracker_caller
-from ._ranks import make_engine, rank_policy
+
+if TYPE_CHECKING:
+    import concurrent.futures
+
+    from ._engine import DeliveryReport
+    from ._loop_thread import EngineThread
 
 __all__ = ["AsyncTracker", "Tracker"]
 
@@ -44,33 +46,6 @@ DEFAULT_CLOSE_TIMEOUT = 30.0
 
 #: The states ``finish(status=...)`` accepts: the final states of the ``finish_job`` hook.
 _FINISH_STATUSES = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.KILLED, JobStatus.PREEMPTED)
-
-
-class _EngineThread:
-    """An event loop running forever in a daemon thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._main, name="trackmux-engine", daemon=True)
-        self.thread.start()
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Run ``coro`` on the loop."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def stop(self) -> None:
-        """Stop the loop and end the thread."""
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        if threading.current_thread() is not self.thread:
-            self.thread.join(timeout=5)
-            with contextlib.suppress(RuntimeError):
-                self.loop.close()
 
 
 _SAID_OFFLINE: set[str] = set()
@@ -88,6 +63,13 @@ def _say_kept_offline(trackers: Sequence[str]) -> None:
             "marked as pending for %s. Send them later with: trackmux sync --tracker %s",
             name, name,
         )
+
+
+def _no_report() -> DeliveryReport:
+    """An empty delivery report (nothing sent, nothing pending)."""
+    from ._engine import DeliveryReport  # loaded with the tracker's engine already
+
+    return DeliveryReport()
 
 
 class _TrackerBase:
@@ -113,6 +95,10 @@ class _TrackerBase:
         self.settings: Settings = load_settings(
             trackers, data_dir=data_dir, tracker_settings=settings, ranks=ranks
         )
+        # the engine (and asyncio) load here, when the first tracker is made, not at import
+        from ._engine import Engine
+        from ._ranks import make_engine, rank_policy
+
         pm = plugin_manager or get_plugin_manager()
         hooks = [tracker_caller(pm, name) for name in self.settings.trackers]
         self._engine = make_engine(
@@ -133,7 +119,7 @@ class _TrackerBase:
             # the hot path without a wrapper call: Tracker.log_metrics is the engine's
             self.log_metrics = self._engine.log  # type: ignore[method-assign]
         self._close_timeout = close_timeout
-        self._thread: _EngineThread | None = None
+        self._thread: EngineThread | None = None
         self._connected = False
         self._closed = False
         self._closed_reason: str | None = None
@@ -154,13 +140,15 @@ class _TrackerBase:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _ensure_thread(self) -> _EngineThread:
+    def _ensure_thread(self) -> EngineThread:
         if self._closed:
             raise TrackerClosedError(
                 self._closed_reason or "this tracker is disconnected; create a new one"
             )
         if self._thread is None:
-            self._thread = _EngineThread()
+            from ._loop_thread import EngineThread
+
+            self._thread = EngineThread()
         return self._thread
 
     def _wait(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
@@ -225,7 +213,7 @@ class _TrackerBase:
             if self._closed or self._thread is None:
                 self._closed = True
                 if closing is None:
-                    return DeliveryReport()
+                    return _no_report()
             else:
                 self._closed = True
                 thread = self._thread
@@ -238,14 +226,16 @@ class _TrackerBase:
             try:
                 return closing.result(timeout)
             except Exception:
-                return DeliveryReport()
+                return _no_report()
         try:
-            return DeliveryReport() if self._closing is None else self._closing.result()
+            return _no_report() if self._closing is None else self._closing.result()
         finally:
             thread.stop()
             _lifecycle.unregister(self)
 
     async def _close(self, timeout: float | None, status: JobStatus) -> DeliveryReport:
+        import asyncio
+
         engine = self._engine
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
@@ -393,6 +383,8 @@ class AsyncTracker(_TrackerBase):
         await self._aclose(None, status)
 
     async def _on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        import asyncio
+
         return await asyncio.wrap_future(self._ensure_thread().submit(coro))
 
     async def connect(self, credentials: Mapping[str, Any] | None = None) -> None:
@@ -496,6 +488,8 @@ class AsyncTracker(_TrackerBase):
         :raises FileNotFoundError: ``path`` does not exist.
         """
         job, target, spec = self._artifact(path, metadata, job_id)
+        import asyncio
+
         entry = await asyncio.to_thread(self._engine.store_artifact, target, spec, copy=copy)
         return await self._on_loop(self._add_artifact(job, entry, wait, timeout))
 
@@ -553,7 +547,7 @@ class AsyncTracker(_TrackerBase):
     async def status(self) -> DeliveryReport:
         """Where every tracker's delivery stands, without waiting."""
         if not self._connected:
-            return DeliveryReport()
+            return _no_report()
         return await self._on_loop(self._report())
 
     async def _report(self) -> DeliveryReport:
@@ -568,6 +562,8 @@ class AsyncTracker(_TrackerBase):
 
     async def _aclose(self, timeout: float | None, status: JobStatus) -> DeliveryReport:
         wait = self._close_timeout if timeout is None else timeout
+        import asyncio
+
         return await asyncio.to_thread(self._close_blocking, wait, status)
 
 
@@ -701,7 +697,7 @@ class Tracker(_TrackerBase):
     def status(self) -> DeliveryReport:
         """Where every tracker's delivery stands, without waiting."""
         if not self._connected:
-            return DeliveryReport()
+            return _no_report()
         return self._wait(self._report())
 
     async def _report(self) -> DeliveryReport:

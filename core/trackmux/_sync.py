@@ -30,10 +30,10 @@ from typing import Any
 import pluggy
 from attrs import define, field
 
-from ._api import _EngineThread
 from ._config import load_settings
 from ._engine import Engine
 from ._journal import RunJournal, iter_run_ids
+from ._loop_thread import EngineThread
 from ._plugins import get_plugin_manager, tracker_caller
 
 __all__ = ["RunSync", "SyncReport", "meant_for", "pending_records", "pending_runs", "sync"]
@@ -143,7 +143,7 @@ def sync(
     if run_ids is None:
         run_ids = pending_runs(resolved.data_dir, tracker)
     report = SyncReport(tracker)
-    thread = _EngineThread()
+    thread = EngineThread()
     try:
         thread.submit(engine.start(credentials)).result()
         for run_id in run_ids:
@@ -155,7 +155,7 @@ def sync(
 
 
 def _sync_run(
-    thread: _EngineThread,
+    thread: EngineThread,
     engine: Engine,
     tracker: str,
     run_id: str,
