@@ -476,3 +476,123 @@ def test_a_forked_child_leaves_the_parents_lock_and_journal_alone(tmp_path: Path
     assert result["refused"] and f"this process ({result['pid']}" in result["refused"]
     assert result["delivered"] and result["steps"] == [0, 1]
     assert journal_seqs(tmp_path / "data", "forked") == [0, 1]
+
+
+# -- item 10: bounded memory, back-pressure ------------------------------------------------
+
+
+def test_bookkeeping_stays_bounded_behind_a_tracker_that_never_catches_up(
+        tmp_path: Path, isolated_env: None) -> None:
+    """A backend down for the whole run: its cursor never moves, yet the engine's per-run
+    bookkeeping (commit-time marks) stays bounded however many commits the run makes."""
+    from trackmux_spec import RetryableError
+
+    pm = get_plugin_manager(load_entry_points=False)
+    alive, down = MemoryTracker(), MemoryTracker()
+    down.fail_with = RetryableError("backend down")
+    pm.register(alive, name="alive")
+    pm.register(down, name="down")
+    tracker = trackmux.Tracker(["alive", "down"], data_dir=tmp_path / "data", plugin_manager=pm)
+    try:
+        run = tracker.submit_job(run_id="long")
+        engine = tracker._engine
+        for commit in range(1000):
+            tracker.log_metrics(run, {"x": commit}, step=commit)
+            tracker._wait(engine.commit_now())  # one commit each: a day of 50 ms commits
+        marks = len(engine.runs[run].commit_seqs)
+        status = {s.name: s for s in tracker.status().trackers}
+    finally:
+        tracker.disconnect(timeout=0.5)
+    assert marks <= 257, f"{marks} commit marks kept for one run"
+    assert status["down"].pending == 1000 and status["down"].behind_seconds >= 0
+    assert journal_seqs(tmp_path / "data", "long") == list(range(1000))
+
+
+@pytest.mark.parametrize("disk", ["full", "stalled"])
+def test_log_metrics_never_raises_or_hangs_when_the_journal_cannot_keep_up(
+        tmp_path: Path, disk: str) -> None:
+    """The journal's disk is full (ENOSPC) or stalled (a write that hangs) while the loop
+    logs far more than memory may hold: every call returns, nothing raises, memory stays
+    bounded (the excess is dropped and counted); once the disk is back, everything kept is
+    journaled and delivered, gap-free."""
+    result = run_child("""
+        mode = sys.argv[2]
+        tracker = trackmux.Tracker(["memory"], data_dir=data_dir, plugin_manager=pm)
+        run = tracker.submit_job(run_id="pressure")
+        engine = tracker._engine
+        engine.max_buffer, engine.max_block = 1000, 0.2
+        (failing if mode == "full" else stalled).set()
+        peak = 0
+        for step in range(6000):
+            tracker.log_metrics(run, {"x": step}, step=step)   # never raises, never hangs
+            peak = max(peak, len(engine.runs[run].buffer))
+        during = tracker.status()
+        failing.clear(); stalled.clear(); resume.set()
+        after = tracker.flush(timeout=60)
+        final = tracker.finish(run, timeout=60)
+        tracker.disconnect(timeout=60)
+        done(peak=peak, dropped=after.dropped, delivered=after.delivered, final=str(final),
+             during_dropped=during.dropped, steps=memory.values(run, "_step"))
+    """, tmp_path / "data", disk)
+    kept = journal_seqs(tmp_path / "data", "pressure")
+    assert result["peak"] <= 2 * 1000  # the buffer, plus one batch put back after a failure
+    assert result["dropped"] > 0 and result["during_dropped"] > 0
+    assert len(kept) == 6000 - result["dropped"]
+    assert kept == list(range(len(kept)))  # dropped records were never numbered: no gap
+    assert len(result["steps"]) == len(kept)  # and the tracker got every kept one, once
+    assert "records dropped so far" in result["stderr"]
+
+
+# -- every wait has a deadline -------------------------------------------------------------
+
+
+def test_every_public_wait_has_a_deadline_when_a_tracker_hangs(tmp_path: Path) -> None:
+    """Deliveries and a query hook hang forever: ``flush()``/``finish()`` without a timeout
+    return after ``close_timeout``, a query raises ``TimeoutError`` after the call deadline
+    (sync and async APIs), ``disconnect()`` returns, and the process exits."""
+    result = run_child("""
+        import asyncio
+        import trackmux._api as api
+        from trackmux_spec import hookimpl
+
+        api.DEFAULT_CALL_TIMEOUT = 0.5
+
+        class HangingQueries:
+            @hookimpl(wrapper=True)
+            def get_job_status(self, session, job_id):
+                threading.Event().wait()
+                return (yield)
+
+        pm.register(HangingQueries(), name="hang")
+        memory.gate.clear()   # every delivery blocks forever too
+        tracker = trackmux.Tracker(["memory"], data_dir=data_dir, plugin_manager=pm,
+                                   close_timeout=1)
+        run = tracker.submit_job(run_id="sync-api")
+        tracker.log_metrics(run, {"x": 0}, step=0)
+        flushed = tracker.flush()
+        try:
+            tracker.get_job_status(run)
+        except TimeoutError as exc:
+            sync_error = str(exc)
+        finished = tracker.finish(run)
+        tracker.disconnect()
+
+        async def main():
+            async with trackmux.AsyncTracker(["memory"], data_dir=data_dir + "-async",
+                                             plugin_manager=pm, close_timeout=1) as tracker:
+                run = await tracker.submit_job(run_id="async-api")
+                await tracker.log_metrics(run, {"x": 0}, step=0)
+                flushed = await tracker.flush()
+                try:
+                    await tracker.get_job_status(run)
+                except TimeoutError as exc:
+                    return flushed.delivered, str(exc)
+
+        async_flushed, async_error = asyncio.run(main())
+        done(flushed=flushed.delivered, finished=finished.delivered, sync_error=sync_error,
+             async_flushed=async_flushed, async_error=async_error)
+    """, tmp_path / "data")
+    assert result["flushed"] is False and result["finished"] is False
+    assert result["async_flushed"] is False
+    assert "no answer within" in result["sync_error"]
+    assert "no answer within" in result["async_error"]

@@ -41,11 +41,27 @@ logger = logging.getLogger("trackmux")
 
 T = TypeVar("T")
 
-#: Seconds ``disconnect()`` (and interpreter exit) waits for delivery by default.
+#: Seconds ``disconnect()`` (and interpreter exit) waits for delivery by default; also
+#: the default bound of ``flush()``, ``finish()`` and ``cancel_job()``.
 DEFAULT_CLOSE_TIMEOUT = 30.0
+
+#: Seconds any other call waits for its answer (a tracker's hook: ``submit_job``,
+#: ``get_job_status``, ``get_history``...) before raising ``TimeoutError``: every wait has a
+#: deadline, so a hook that hangs never hangs the training script.
+DEFAULT_CALL_TIMEOUT = 120.0
+
+#: Seconds a bounded wait allows beyond its own timeout for the engine to answer.
+_GRACE = 5.0
 
 #: The states ``finish(status=...)`` accepts: the final states of the ``finish_job`` hook.
 _FINISH_STATUSES = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.KILLED, JobStatus.PREEMPTED)
+
+
+def _no_answer(seconds: float) -> str:
+    return (
+        f"trackmux got no answer within {seconds:.0f} s: a tracker's backend or hook does not "
+        f"respond (the call was abandoned; records already logged stay in the journal)"
+    )
 
 
 _SAID_OFFLINE: set[str] = set()
@@ -152,7 +168,21 @@ class _TrackerBase:
         return self._thread
 
     def _wait(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return self._ensure_thread().submit(coro).result(timeout)
+        """Run ``coro`` on the engine's loop; wait at most ``timeout`` seconds (default
+        :data:`DEFAULT_CALL_TIMEOUT`), then cancel it and raise ``TimeoutError``."""
+        limit = DEFAULT_CALL_TIMEOUT if timeout is None else timeout
+        future = self._ensure_thread().submit(coro)
+        try:
+            return future.result(limit)
+        except TimeoutError:
+            if future.done():  # the call itself raised TimeoutError
+                raise
+            future.cancel()
+            raise TimeoutError(_no_answer(limit)) from None
+
+    def _delivery_timeout(self, timeout: float | None) -> float:
+        """The bound of a delivery wait: ``timeout``, or the tracker's ``close_timeout``."""
+        return self._close_timeout if timeout is None else timeout
 
     async def _connect(self, credentials: Mapping[str, Any] | None) -> None:
         await self._engine.start(credentials, retry_unreachable=self._retry_unreachable)
@@ -228,7 +258,16 @@ class _TrackerBase:
             except Exception:
                 return _no_report()
         try:
-            return _no_report() if self._closing is None else self._closing.result()
+            if self._closing is None:
+                return _no_report()
+            return self._closing.result(None if timeout is None else timeout + _GRACE)
+        except TimeoutError:
+            logger.error(
+                "trackmux did not close within %.0f s (its engine is stuck); what was not "
+                "delivered stays in the journal for `trackmux sync`",
+                timeout,
+            )
+            return _no_report()
         finally:
             thread.stop()
             _lifecycle.unregister(self)
@@ -382,10 +421,21 @@ class AsyncTracker(_TrackerBase):
         status = JobStatus.FINISHED if exc_type is None else JobStatus.FAILED
         await self._aclose(None, status)
 
-    async def _on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+    async def _on_loop(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the engine's loop; await it at most ``timeout`` seconds (default
+        :data:`DEFAULT_CALL_TIMEOUT`), then cancel it and raise ``TimeoutError``."""
         import asyncio
 
-        return await asyncio.wrap_future(self._ensure_thread().submit(coro))
+        limit = DEFAULT_CALL_TIMEOUT if timeout is None else timeout
+        future = asyncio.wrap_future(self._ensure_thread().submit(coro))
+        bound = asyncio.timeout(limit)
+        try:
+            async with bound:
+                return await future
+        except TimeoutError:
+            if not bound.expired():  # the call itself raised TimeoutError
+                raise
+            raise TimeoutError(_no_answer(limit)) from None
 
     async def connect(self, credentials: Mapping[str, Any] | None = None) -> None:
         """Connect every configured tracker and check the credentials.
@@ -448,8 +498,10 @@ class AsyncTracker(_TrackerBase):
         await self._on_loop(self._engine.update_config(job_id, values))
 
     async def flush(self, timeout: float | None = None) -> DeliveryReport:
-        """Send everything logged so far; wait until delivered (or ``timeout`` seconds)."""
-        return await self._on_loop(self._engine.flush(timeout))
+        """Send everything logged so far; wait until delivered, at most ``timeout`` seconds
+        (default: ``close_timeout``, 30 s). The report says what is still pending."""
+        bound = self._delivery_timeout(timeout)
+        return await self._on_loop(self._engine.flush(bound), bound + _GRACE)
 
     async def get_job_status(self, job_id: str, *, tracker: str | None = None) -> JobStatus:
         """The run's state on ``tracker`` (the first configured one by default)."""
@@ -491,7 +543,8 @@ class AsyncTracker(_TrackerBase):
         import asyncio
 
         entry = await asyncio.to_thread(self._engine.store_artifact, target, spec, copy=copy)
-        return await self._on_loop(self._add_artifact(job, entry, wait, timeout))
+        bound = None if timeout is None else timeout + _GRACE
+        return await self._on_loop(self._add_artifact(job, entry, wait, timeout), bound)
 
     async def list_artifacts(self, job_id: str) -> list[dict[str, Any]]:
         """The run's artifacts from the journal, in upload order: ``id``, ``name``, ``type``,
@@ -536,13 +589,17 @@ class AsyncTracker(_TrackerBase):
         the run as the backend's stop button does (W&B: ``stopRun``, state ``killed``).
         """
         final = self._final(exit_code, status)
-        return await self._on_loop(self._engine.finish(job_id, final, timeout))
+        bound = self._delivery_timeout(timeout)
+        return await self._on_loop(self._engine.finish(job_id, final, bound), bound + _GRACE)
 
     async def cancel_job(self, job_id: str, *, timeout: float | None = None) -> DeliveryReport:
         """End the run as the reference document does ("Mark as finished"): deliver every
         record, then state ``FINISHED``. Kill a run with ``finish(job_id, status="killed")``.
         """
-        return await self._on_loop(self._engine.finish(job_id, JobStatus.FINISHED, timeout))
+        bound = self._delivery_timeout(timeout)
+        return await self._on_loop(
+            self._engine.finish(job_id, JobStatus.FINISHED, bound), bound + _GRACE
+        )
 
     async def status(self) -> DeliveryReport:
         """Where every tracker's delivery stands, without waiting."""
@@ -622,8 +679,10 @@ class Tracker(_TrackerBase):
         self._wait(self._engine.update_config(job_id, values))
 
     def flush(self, timeout: float | None = None) -> DeliveryReport:
-        """Send everything logged so far; wait until delivered (or ``timeout`` seconds)."""
-        return self._wait(self._engine.flush(timeout))
+        """Send everything logged so far; wait until delivered, at most ``timeout`` seconds
+        (default: ``close_timeout``, 30 s). The report says what is still pending."""
+        bound = self._delivery_timeout(timeout)
+        return self._wait(self._engine.flush(bound), bound + _GRACE)
 
     def get_job_status(self, job_id: str, *, tracker: str | None = None) -> JobStatus:
         """The run's state on ``tracker`` (the first configured one by default)."""
@@ -647,7 +706,8 @@ class Tracker(_TrackerBase):
         safe (see :meth:`AsyncTracker.upload_artifact`)."""
         job, target, spec = self._artifact(path, metadata, job_id)
         entry = self._engine.store_artifact(target, spec, copy=copy)
-        return self._wait(self._add_artifact(job, entry, wait, timeout))
+        bound = None if timeout is None else timeout + _GRACE
+        return self._wait(self._add_artifact(job, entry, wait, timeout), bound)
 
     def list_artifacts(self, job_id: str) -> list[dict[str, Any]]:
         """The run's artifacts and their delivery per tracker (see
@@ -687,12 +747,14 @@ class Tracker(_TrackerBase):
         """End the run: deliver every record, then mark it finished (or failed if non-zero);
         ``status`` names the final state instead (see :meth:`AsyncTracker.finish`)."""
         final = self._final(exit_code, status)
-        return self._wait(self._engine.finish(job_id, final, timeout))
+        bound = self._delivery_timeout(timeout)
+        return self._wait(self._engine.finish(job_id, final, bound), bound + _GRACE)
 
     def cancel_job(self, job_id: str, *, timeout: float | None = None) -> DeliveryReport:
         """End the run as finished after delivering every record (the reference document's
         "Mark as finished"); kill it with ``finish(job_id, status="killed")``."""
-        return self._wait(self._engine.finish(job_id, JobStatus.FINISHED, timeout))
+        bound = self._delivery_timeout(timeout)
+        return self._wait(self._engine.finish(job_id, JobStatus.FINISHED, bound), bound + _GRACE)
 
     def status(self) -> DeliveryReport:
         """Where every tracker's delivery stands, without waiting."""

@@ -1062,6 +1062,7 @@ class Engine:
             for run in self.runs.values():
                 with self._lock:
                     lost += len(run.buffer)
+                    run.shed += len(run.buffer)  # counted in the report's dropped
                     run.buffer = []
                 run.journal.close()
                 run.released = True
@@ -1346,8 +1347,12 @@ class Engine:
                 with contextlib.suppress(RuntimeError):
                     self.loop.call_soon_threadsafe(self._commit_in_background)
             while len(run.buffer) >= self.max_buffer:
+                if self.journal_error is not None:
+                    return False
+                if self._full_deadline is None:  # the committer took a buffer meanwhile
+                    self._full_deadline = time.monotonic() + self.max_block
                 remaining = self._full_deadline - time.monotonic()
-                if remaining <= 0 or self.journal_error is not None:
+                if remaining <= 0:
                     return False
                 self._room.wait(remaining)
             return True

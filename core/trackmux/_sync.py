@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 from attrs import define, field
 
+from ._api import DEFAULT_CALL_TIMEOUT, _no_answer
 from ._config import load_settings
 from ._engine import Engine
 from ._journal import RunJournal, iter_run_ids
@@ -37,6 +38,8 @@ from ._loop_thread import EngineThread
 from ._plugins import get_plugin_manager, tracker_caller
 
 __all__ = ["RunSync", "SyncReport", "meant_for", "pending_records", "pending_runs", "sync"]
+
+T = TypeVar("T")
 
 #: ``progress(run_id, delivered, total)`` is called while a run is being synced.
 Progress = Callable[[str, int, int], None]
@@ -145,13 +148,28 @@ def sync(
     report = SyncReport(tracker)
     thread = EngineThread()
     try:
-        thread.submit(engine.start(credentials)).result()
+        try:
+            _answer(thread, engine.start(credentials))
+        except TimeoutError as exc:
+            raise ConnectionError(f"tracker {tracker!r}: {exc}") from None
         for run_id in run_ids:
             report.runs.append(_sync_run(thread, engine, tracker, run_id, timeout, progress))
-        thread.submit(engine.close(5.0)).result()
+        _answer(thread, engine.close(5.0))
     finally:
         thread.stop()
     return report
+
+
+def _answer(thread: EngineThread, coro: Coroutine[Any, Any, T]) -> T:
+    """``coro``'s result, waited for at most :data:`DEFAULT_CALL_TIMEOUT` seconds."""
+    future = thread.submit(coro)
+    try:
+        return future.result(DEFAULT_CALL_TIMEOUT)
+    except TimeoutError:
+        if future.done():
+            raise
+        future.cancel()
+        raise TimeoutError(_no_answer(DEFAULT_CALL_TIMEOUT)) from None
 
 
 def _sync_run(
@@ -169,7 +187,7 @@ def _sync_run(
     except LookupError as exc:
         return RunSync(run_id, 0, 0, 0, False, "failed", str(exc))
     try:
-        thread.submit(engine.resume(run_id)).result()
+        _answer(thread, engine.resume(run_id))
     except (LookupError, RuntimeError, ValueError) as exc:
         return RunSync(run_id, 0, 0, 0, False, "failed", str(exc))
     except Exception as exc:  # the tracker refused the run (permanent error)
@@ -205,12 +223,12 @@ def _sync_run(
     future = thread.submit(deliver())
     while not done_event.wait(0.1):
         if progress is not None:
-            delivered, total, *_ = thread.submit(progress_of()).result()
+            delivered, total, *_ = _answer(thread, progress_of())
             progress(run_id, delivered, total)
     future.result()
-    delivered, total, state, error, finished, artifacts_held, refused, skipped = thread.submit(
-        progress_of()
-    ).result()
+    delivered, total, state, error, finished, artifacts_held, refused, skipped = _answer(
+        thread, progress_of()
+    )
     if progress is not None:
         progress(run_id, delivered, total)
     # records the tracker reported holding (resume_point) were already there, not sent
@@ -226,7 +244,7 @@ def _sync_run(
         outcome = "up to date"
     else:
         outcome = "synced"
-    thread.submit(engine.detach(run_id)).result()
+    _answer(thread, engine.detach(run_id))
     return RunSync(run_id, total, already, delivered - already, finished, outcome, error,
                    artifacts_new, artifacts_total - artifacts_held)
 
