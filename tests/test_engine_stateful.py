@@ -322,7 +322,11 @@ class EngineMachine(RuleBasedStateMachine):
         elif how == "engine":
             other = Engine(self.pm, [tracker_caller(self.pm, NAME)], self.data_dir,
                            blocking="inline")
-            self._run(other.start({}))
+            down, self.tracker.down = self.tracker.down, 0  # the outage is the first's
+            try:
+                self._run(other.start({}))
+            finally:
+                self.tracker.down = down
             try:
                 self._run(other.submit(TrainingConfig(), run_id))
             except RunLockedError:
