@@ -1645,11 +1645,14 @@ class Engine:
             return self.report()
         runs = [self._run(r) for r in run_ids] if run_ids else list(self.runs.values())
         artifacts = {run.run_id: len(run.artifacts) for run in runs}
+        # Everything logged before this call, committed or not: a commit that failed above
+        # and succeeds on its retry while this waits is waited for too.
+        targets = {run.run_id: run.next_seq for run in runs}
         for worker in self.workers.values():
             for run in runs:
                 lane = worker.lanes.get(run.run_id)
                 if lane is not None:
-                    lane.flush_until = max(lane.flush_until, run.committed)
+                    lane.flush_until = max(lane.flush_until, targets[run.run_id])
             worker.wake.set()
             worker.artifact_wake.set()
 
@@ -1659,12 +1662,16 @@ class Engine:
                     continue
                 for run in runs:
                     lane = worker.lanes.get(run.run_id)
+                    # while the journal refuses writes, what it does not hold can't be sent
+                    goal = targets[run.run_id]
+                    if self.journal_error is not None:
+                        goal = min(goal, run.committed)
                     if (
                         lane is not None
                         and lane.failed is None
                         and (
                             not lane.submitted
-                            or lane.cursor < lane.flush_until
+                            or lane.cursor < goal
                             or lane.config_version < run.config_version
                             or not lane.artifacts_done(artifacts[run.run_id])
                         )
