@@ -94,7 +94,10 @@ def ensure_venv(log: Callable[[str], None] = print) -> Path:
     venv = venv_dir()
     if _complete(venv):
         return _python(venv)
-    venv.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        venv.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FrameworksUnavailable(f"cannot create {venv.parent}: {exc}") from None
     with open(venv.parent / f"{venv.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _complete(venv):

@@ -32,10 +32,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def frameworks_python() -> Path:
-    """The Python of the frameworks' venv (installed on first use)."""
+def frameworks_python(request: pytest.FixtureRequest) -> Path:
+    """The Python of the frameworks' venv (installed on first use, saying so on the
+    terminal even while pytest captures output, so the suite never pauses silently)."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+
+    def log(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(f"\n[frameworks] {line}", flush=True)
+
     try:
-        return ensure_venv(log=lambda line: print(f"\n[frameworks] {line}", flush=True))
+        return ensure_venv(log=log)
     except FrameworksUnavailable as exc:
         message = f"no frameworks venv for the integration tests: {exc}"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
