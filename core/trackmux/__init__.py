@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from trackmux_spec import (
     ArtifactSpec,
     Comparison,
+    DataDirectoryError,
     DeliveryError,
     JobStatus,
     PermanentError,
@@ -64,6 +65,7 @@ __all__ = [
     "AsyncTracker",
     "Comparison",
     "Config",
+    "DataDirectoryError",
     "DeliveryError",
     "DeliveryReport",
     "JobStatus",

@@ -26,14 +26,15 @@ from trackmux_spec import (
 
 from . import _lifecycle
 from ._artifacts import parse_artifact_id
-from ._config import Settings, load_settings
-from ._plugins import get_plugin_manager, tracker_caller
+from ._config import Settings, load_settings, unknown_keys
+from ._plugins import get_plugin_manager, tracker_caller, tracker_names
 
 if TYPE_CHECKING:
     import concurrent.futures
 
     from ._engine import DeliveryReport
     from ._loop_thread import EngineThread
+    from ._plugins import TrackerHooks
 
 __all__ = ["AsyncTracker", "Tracker"]
 
@@ -65,6 +66,27 @@ def _no_answer(seconds: float) -> str:
 
 
 _SAID_OFFLINE: set[str] = set()
+_WARNED_KEYS: set[str] = set()
+
+
+def warn_unknown_keys(settings: Settings, pm: pluggy.PluginManager,
+                      hooks: Sequence[TrackerHooks]) -> None:
+    """Warn once per process about each key of the configuration file that nothing reads
+    (see :func:`trackmux._config.unknown_keys`)."""
+    if settings.config_file is None:
+        return
+    declared = {hook.name: hook.info().settings for hook in hooks}
+    installed = tracker_names(pm)
+    for name, table in settings.file_table.items():
+        if isinstance(table, dict) and name in installed and name not in declared:
+            try:  # a table of a tracker not selected now (WANDB_MODE=offline...): check too
+                declared[name] = tracker_caller(pm, name).info().settings
+            except Exception:  # a broken plugin is reported where it is selected
+                declared[name] = None
+    for warning in unknown_keys(settings, installed, declared):
+        if warning not in _WARNED_KEYS:
+            _WARNED_KEYS.add(warning)
+            logger.warning("%s", warning)
 
 
 def _say_kept_offline(trackers: Sequence[str]) -> None:
@@ -117,6 +139,7 @@ class _TrackerBase:
 
         pm = plugin_manager or get_plugin_manager()
         hooks = [tracker_caller(pm, name) for name in self.settings.trackers]
+        warn_unknown_keys(self.settings, pm, hooks)
         self._engine = make_engine(
             rank_policy(self.settings.ranks),
             self.settings.trackers,
@@ -784,8 +807,10 @@ def _delivered_id(journal_root: Path, artifact_id: str, tracker: str) -> str:
         return artifact_id  # not ours: the tracker's own id
     mark = journal.artifact_marks(tracker).get(parsed[1])
     if mark is None:
+        from ._hints import sync_command
+
         raise RuntimeError(
-            f"artifact {artifact_id!r} is not delivered to {tracker!r} yet; "
-            f"`trackmux sync {parsed[0]} --tracker {tracker}` delivers it"
+            f"artifact {artifact_id!r} is not delivered to {tracker!r} yet; this delivers "
+            f"it: {sync_command(journal_root.parent, tracker, parsed[0])}"
         )
     return str(mark["remote_id"])

@@ -25,13 +25,16 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import attrs
 import click
 from rich import box
 from rich.table import Table
 from trackmux_spec import TrackmuxError, TrainingConfig
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from . import __version__
 from ._config import load_settings

@@ -31,7 +31,7 @@ from typing import Any
 
 from attrs import define, field
 
-__all__ = ["DEFAULT_TRACKERS", "Settings", "find_config_file", "load_settings"]
+__all__ = ["DEFAULT_TRACKERS", "Settings", "find_config_file", "load_settings", "unknown_keys"]
 
 DEFAULT_TRACKERS = ("null",)
 
@@ -49,6 +49,10 @@ class Settings:
     #: Trackers of the list that ``WANDB_MODE=offline`` keeps offline: runs are journaled as
     #: meant for them, for ``trackmux sync``.
     offline: tuple[str, ...] = ()
+    #: The configuration file read (``trackmux.toml`` or ``pyproject.toml``), if any.
+    config_file: Path | None = None
+    #: Its trackmux table as written (``[tool.trackmux]`` of a ``pyproject.toml``).
+    file_table: Mapping[str, Any] = field(factory=dict, eq=False, repr=False)
 
     def settings_for(self, tracker: str) -> dict[str, Any]:
         """The table of ``tracker`` in the configuration file (empty if none)."""
@@ -147,4 +151,85 @@ def load_settings(
         mode = parse_mode(file_table["ranks"], str(found[0]))
     else:
         mode = "main"
-    return Settings(names, directory.expanduser(), per_tracker, source, mode, offline)
+    return Settings(names, directory.expanduser(), per_tracker, source, mode, offline,
+                    found[0] if found else None, file_table)
+
+
+#: Top-level keys of the configuration file, besides the trackers' tables.
+FILE_KEYS = ("trackers", "data_dir", "ranks")
+
+
+def unknown_keys(
+    settings: Settings,
+    installed: Sequence[str],
+    tracker_keys: Mapping[str, frozenset[str] | None],
+) -> list[str]:
+    """Warnings for the keys of the configuration file that nothing reads, each naming the
+    file, the line and the closest valid key: ``trackmux.toml:4: unknown key 'projet' in
+    [wandb]; did you mean 'project'?``.
+
+    :param installed: the installed trackers (the tables the file may hold).
+    :param tracker_keys: per tracker, the settings it reads (``TrackerInfo.settings``);
+        ``None`` or absent: not declared, not checked.
+    """
+    path = settings.config_file
+    if path is None:
+        return []
+    found: list[str] = []
+    for key, value in settings.file_table.items():
+        if isinstance(value, dict):
+            if key not in installed:
+                found.append(_unknown(path, None, key, installed, table_name=True))
+                continue
+            known = tracker_keys.get(key)
+            if known is not None:
+                found += [_unknown(path, key, sub, sorted(known)) for sub in value
+                          if sub not in known]
+        elif key not in FILE_KEYS:
+            found.append(_unknown(path, None, key, FILE_KEYS))
+    return found
+
+
+def _unknown(path: Path, table: str | None, key: str, valid: Sequence[str], *,
+             table_name: bool = False) -> str:
+    import difflib
+
+    base = "tool.trackmux" if path.name == "pyproject.toml" else ""
+    where = ".".join(part for part in (base, table) if part)
+    line = _line_of(path, where, key, table_name)
+    at = f"{path}:{line}" if line else str(path)
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    if table_name:
+        shown = f"[{'.'.join(p for p in (base, key) if p)}]"
+        hint = f"did you mean [{close[0]}]?" if close else "no installed tracker has that name"
+        return (f"{at}: {shown} is not an installed tracker's table; {hint} "
+                f"(installed: {', '.join(valid) or 'none'})")
+    inside = f" in [{where}]" if where else " at the top level"
+    hint = f"did you mean {close[0]!r}?" if close else "nothing reads it"
+    return f"{at}: unknown key {key!r}{inside}; {hint} (valid: {', '.join(valid) or 'none'})"
+
+
+def _line_of(path: Path, table: str, key: str, is_table: bool) -> int | None:
+    """The line (from 1) that sets ``key`` in ``[table]`` ("" for the top level), or opens
+    the table ``key`` when ``is_table``; ``None`` if it cannot be told."""
+    import re
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    wanted = ".".join(part for part in (table, key) if part) if is_table else table
+    current = ""
+    header = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]")
+    assignment = re.compile(r"^\s*([\"']?)([^\"'=\s]+)\1\s*=")
+    for number, text in enumerate(lines, 1):
+        match = header.match(text)
+        if match:
+            current = re.sub(r"[\s\"']", "", match.group(1))
+            if is_table and current == wanted:
+                return number
+            continue
+        match = assignment.match(text)
+        if match and not is_table and current == wanted and match.group(2) == key:
+            return number
+    return None

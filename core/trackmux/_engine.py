@@ -64,7 +64,8 @@ from trackmux_spec import (
 
 from ._artifacts import ArtifactChangedError, ArtifactStore, build_entry, parse_artifact_id
 from ._blocking import BlockingRunner, InlineRunner
-from ._files import make_private_dir
+from ._files import check_data_dir, make_private_dir
+from ._hints import sync_command
 from ._journal import Cursor, RecordReader, RunJournal
 from ._metrics import normalize_metrics, normalize_step
 from ._plugins import TrackerHooks
@@ -507,11 +508,11 @@ class _Worker:
         runs = ", ".join(self.lanes) or "no run"
         logger.error(
             "tracker %r stopped: %s. Nothing is lost: every record stays in the journal "
-            "(%s); deliver it later with `trackmux sync RUN --tracker %s`.",
+            "(%s); deliver it later with: %s",
             self.name,
             self.error,
             runs,
-            self.name,
+            sync_command(self.engine.data_dir, self.name),
         )
 
     def _fail_run(self, exc: BaseException, lane: _Lane) -> None:
@@ -528,12 +529,11 @@ class _Worker:
         logger.error(
             "tracker %r stopped delivering run %r: %s. The tracker goes on with the other "
             "runs, and nothing is lost: the run's records stay in the journal; deliver them "
-            "later with `trackmux sync %s --tracker %s`.",
+            "later with: %s",
             self.name,
             lane.run.run_id,
             lane.failed,
-            lane.run.run_id,
-            self.name,
+            sync_command(self.engine.data_dir, self.name, lane.run.run_id),
         )
 
     async def _connect(self) -> None:
@@ -820,14 +820,12 @@ class _Worker:
             logger.debug("upload_artifact of tracker %r raised", self.name, exc_info=exc)
         logger.error(
             "tracker %r refused artifact %r of run %r: %s. Training goes on and the run is "
-            "not marked failed; the artifact stays in the journal: `trackmux sync %s --tracker "
-            "%s` tries again.",
+            "not marked failed; the artifact stays in the journal, and this tries again: %s",
             self.name,
             entry["id"],
             lane.run.run_id,
             error,
-            lane.run.run_id,
-            self.name,
+            sync_command(self.engine.data_dir, self.name, lane.run.run_id),
         )
 
     def check_connected(self) -> None:
@@ -928,7 +926,7 @@ class Engine:
         """
         self.loop = asyncio.get_running_loop()
         self._progress = asyncio.Event()
-        make_private_dir(self.data_dir)
+        check_data_dir(self.data_dir)
         self._committer = self._make_runner("trackmux-journal")
         workers = [_Worker(self, hooks, hooks.info()) for hooks in self._hooks]
         names = set(self.tracker_names)
@@ -991,11 +989,11 @@ class Engine:
             "tracker %r cannot reach its backend (%s). trackmux goes on: every record is "
             "journaled, the other trackers receive theirs, and %r is retried in the "
             "background (it gets everything once connected). If it never connects, "
-            "`trackmux sync RUN --tracker %s` delivers later.",
+            "this delivers later: %s",
             worker.name,
             worker.error,
             worker.name,
-            worker.name,
+            sync_command(self.data_dir, worker.name),
         )
 
     async def close(self, timeout: float | None) -> DeliveryReport:
@@ -1034,11 +1032,13 @@ class Engine:
             self._committer.close()
         report = self.report()
         if not report.delivered:
+            behind = [t.name for t in report.trackers if t.pending or t.state == "failed"]
             logger.warning(
                 "trackmux closed with records not yet delivered (%s). They are kept in the "
-                "journal under %s; `trackmux sync` delivers them.",
+                "journal under %s; deliver them with: %s",
                 report,
                 self.journal_root,
+                " ; ".join(sync_command(self.data_dir, name) for name in behind or ["NAME"]),
             )
         return report
 
@@ -1484,6 +1484,7 @@ class Engine:
                 f"{timeout} s; delivery goes on in the background"
             )
         errors = []
+        retry = []
         ids = {}
         for worker in workers:
             lane = worker.lanes.get(run.run_id)
@@ -1491,14 +1492,16 @@ class Engine:
                 continue
             if index in lane.artifact_marks:
                 ids[worker.name] = str(lane.artifact_marks[index]["remote_id"])
-            elif index in lane.artifact_failed:
+                continue
+            if index in lane.artifact_failed:
                 errors.append(f"{worker.name}: {lane.artifact_failed[index]}")
             else:
                 errors.append(f"{worker.name}: the tracker stopped: {worker.error}")
+            retry.append(sync_command(self.data_dir, worker.name, run.run_id))
         if errors:
             raise RuntimeError(
                 f"upload of artifact {artifact_id!r} failed: {'; '.join(errors)}. It stays "
-                f"in the journal; `trackmux sync {run.run_id} --tracker NAME` tries again."
+                f"in the journal; this tries again: {' ; '.join(retry)}"
             )
         return ids
 

@@ -206,12 +206,26 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     if trackers:
         logger.warning(
             "SIGTERM: trackmux journaled every record and ended the runs as preempted; "
-            "delivering for up to %.0f s (what is not delivered stays in the journal for "
-            "`trackmux sync`)",
+            "delivering for up to %.0f s (what is not delivered stays in the journal; this "
+            "sends it later: %s)",
             PREEMPT_TIMEOUT,
+            _sync_hint(trackers),
         )
     _run_bounded([_close_of(t) for t in trackers])
     _die(signum)
+
+
+def _sync_hint(trackers: list[Any]) -> str:
+    from ._hints import sync_command
+
+    commands: list[str] = []
+    for tracker in trackers:
+        settings = getattr(tracker, "settings", None)
+        for name in getattr(settings, "trackers", ()):
+            command = sync_command(settings.data_dir, name)
+            if command not in commands:
+                commands.append(command)
+    return " ; ".join(commands) or "trackmux sync --tracker NAME"
 
 
 def _commit_of(tracker: LiveTracker, final: JobStatus | None = None) -> Callable[[], None]:

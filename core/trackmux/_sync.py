@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import pluggy
 from attrs import define, field
 
-from ._api import DEFAULT_CALL_TIMEOUT, _no_answer
+from ._api import DEFAULT_CALL_TIMEOUT, _no_answer, warn_unknown_keys
 from ._config import load_settings
 from ._engine import Engine
 from ._journal import RunJournal, iter_run_ids
@@ -137,9 +137,11 @@ def sync(
     """
     resolved = load_settings([tracker], data_dir=data_dir, tracker_settings=settings)
     pm = plugin_manager or get_plugin_manager()
+    hooks = tracker_caller(pm, tracker)
+    warn_unknown_keys(resolved, pm, [hooks])
     engine = Engine(
         pm,
-        [tracker_caller(pm, tracker)],
+        [hooks],
         resolved.data_dir,
         tracker_settings=resolved.tracker_settings,
     )

@@ -5,6 +5,7 @@ data types that cross them, and the exceptions that classify a backend's failure
 """
 
 from ._errors import (
+    DataDirectoryError,
     DeliveryError,
     PermanentError,
     PluginLoadError,
@@ -32,6 +33,7 @@ __all__ = [
     "ArtifactSpec",
     "Comparison",
     "ConnectContext",
+    "DataDirectoryError",
     "DeliveryError",
     "JobStatus",
     "MetricRecord",

@@ -9,7 +9,8 @@ The tree::
     ├── UnknownJobError (LookupError) a job id no tracker of this session knows
     ├── TrackerNotFoundError (LookupError)  a tracker name that no installed plugin provides
     │   └── PluginLoadError           the tracker is installed but its plugin failed to load
-    └── TrackerClosedError (RuntimeError)   a call after ``disconnect()``
+    ├── TrackerClosedError (RuntimeError)   a call after ``disconnect()``
+    └── DataDirectoryError (OSError)  the local data directory cannot be created or written
 
 Plugins raise :class:`RetryableError` or :class:`PermanentError` from the delivery hooks
 (``log_metrics``, ``finish_job``) so that the engine knows whether to try again. From
@@ -20,6 +21,7 @@ Plugins raise :class:`RetryableError` or :class:`PermanentError` from the delive
 from __future__ import annotations
 
 __all__ = [
+    "DataDirectoryError",
     "DeliveryError",
     "PermanentError",
     "PluginLoadError",
@@ -98,3 +100,8 @@ class PluginLoadError(TrackerNotFoundError):
         super().__init__(name, installed)
         self.args = (f"tracker {name!r} is installed but its plugin failed to load: {problem}",)
         self.problem = problem
+
+
+class DataDirectoryError(TrackmuxError, OSError):
+    """trackmux cannot create or write its local data directory (read-only, full,
+    permission denied...); the message names the directory and ``TRACKMUX_DIR``."""

@@ -423,6 +423,9 @@ class TrackerInfo:
         crashed; ``None`` for none.
     :param capabilities: which optional hooks work: ``"artifacts"``, ``"compare"``,
         ``"history"``.
+    :param settings: the keys this tracker reads from its table of the configuration file
+        (``[NAME]`` in ``trackmux.toml``), so that a misspelt key gets a warning naming the
+        file, the line and the closest valid key; ``None`` (the default) checks nothing.
     """
 
     max_batch_records: int = field(default=100, validator=_positive)
@@ -430,6 +433,9 @@ class TrackerInfo:
     heartbeat_interval: float | None = field(default=None, validator=_positive)
     capabilities: frozenset[str] = field(
         default=frozenset({"artifacts", "compare", "history"}), converter=frozenset
+    )
+    settings: frozenset[str] | None = field(
+        default=None, converter=lambda keys: None if keys is None else frozenset(keys)
     )
 
 

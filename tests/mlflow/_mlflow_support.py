@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import contextlib
+import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,6 +14,27 @@ import trackmux_mlflow as plugin
 from trackmux_spec import ConnectContext, MetricRecord
 
 T = TypeVar("T")
+
+
+def terminal_log(config: Any) -> Callable[[str], None]:
+    """A function writing ``[mlflow] LINE`` on pytest's terminal at once, past output
+    capture: the one-time install of the MLflow server takes a minute or two, and a silent
+    pause looks like a hang."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+
+    def say(line: str) -> None:
+        uncaptured = (capture.global_and_fixture_disabled() if capture is not None
+                      else contextlib.nullcontext())
+        with uncaptured:
+            if reporter is None:
+                print(f"[mlflow] {line}", file=sys.stderr, flush=True)
+            else:
+                reporter.ensure_newline()
+                reporter.write_line(f"[mlflow] {line}")
+                reporter.flush()
+
+    return say
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

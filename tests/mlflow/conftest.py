@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from _mlflow_server import MLflowServer, MLflowUnavailable, ensure_venv, start_server
+from _mlflow_support import terminal_log
 
 _HERE = Path(__file__).parent
 #: The first test that needs the server may install MLflow (a minute or two).
@@ -45,17 +46,22 @@ def _no_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
-    """A running MLflow tracking server (SQLite store, proxied artifacts) for the session."""
+def mlflow_server(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
+    """A running MLflow tracking server (SQLite store, proxied artifacts) for the session.
+
+    Installing it the first time says so on the terminal (``[mlflow] installing ...``).
+    """
+    say = terminal_log(request.config)
     try:
-        python = ensure_venv(log=lambda line: print(f"\n[mlflow] {line}", flush=True))
+        python = ensure_venv(log=say)
         server = start_server(tmp_path_factory.mktemp("mlflow-server"), python)
     except MLflowUnavailable as exc:
         message = f"no MLflow server for the tests: {exc}"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    print(f"\n[mlflow] server {server.url} answered /health in {server.start_seconds:.1f} s")
+    say(f"server {server.url} answered /health in {server.start_seconds:.1f} s")
     try:
         yield server
     finally:

@@ -82,7 +82,7 @@ from trackmux_spec import (
 from . import _artifacts, _runs
 from ._client import MLflowClient
 from ._session import MLflowSession
-from ._settings import resolve_settings
+from ._settings import SETTINGS_KEYS, resolve_settings
 
 __all__ = [
     "MLflowSession",
@@ -117,7 +117,7 @@ def tracker_info() -> TrackerInfo:
 
     No rate limit, no heartbeat, every capability (artifacts, compare, history).
     """
-    return TrackerInfo(max_batch_records=1000, min_batch_interval=0.0)
+    return TrackerInfo(max_batch_records=1000, min_batch_interval=0.0, settings=SETTINGS_KEYS)
 
 
 @hookimpl

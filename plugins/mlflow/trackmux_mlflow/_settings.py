@@ -18,6 +18,16 @@ import httpx
 
 __all__ = ["DEFAULT_EXPERIMENT", "DEFAULT_TIMEOUT", "Settings", "resolve_settings"]
 
+#: The keys :func:`resolve_settings` reads from the tracker's configuration table.
+SETTINGS_KEYS = frozenset({
+    "artifact_attempts",
+    "artifact_retry_wait",
+    "experiment",
+    "timeout",
+    "tracking_uri",
+    "transport",
+})
+
 DEFAULT_EXPERIMENT = "Default"
 DEFAULT_TIMEOUT = 30.0
 
@@ -100,8 +110,9 @@ def resolve_settings(credentials: Mapping[str, Any], settings: Mapping[str, Any]
     )
     if uri is None:
         raise ValueError(
-            "no MLflow tracking URI: pass credentials={'tracking_uri': 'http://host:5000'}, "
-            "set [mlflow] tracking_uri, or set MLFLOW_TRACKING_URI"
+            "no MLflow tracking URI: set the MLFLOW_TRACKING_URI environment variable "
+            "(http://host:5000), or tracking_uri in the [mlflow] table of trackmux.toml; "
+            "from Python, connect(credentials={'tracking_uri': ...}) works too"
         )
     parts = urlsplit(str(uri))
     if parts.scheme not in ("http", "https") or not parts.hostname:

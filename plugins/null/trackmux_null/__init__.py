@@ -97,6 +97,7 @@ def tracker_info() -> TrackerInfo:
         max_batch_records=2_000,
         min_batch_interval=0.0,
         capabilities=_CAPABILITIES,  # type: ignore[arg-type]  # mypy vs converter=frozenset
+        settings=frozenset(),  # the offline tracker reads no settings
     )
 
 

@@ -46,7 +46,7 @@ from . import _artifacts, _runs
 from . import _queries as q
 from ._api import WandBClient
 from ._session import WandBSession
-from ._settings import resolve_settings
+from ._settings import SETTINGS_KEYS, resolve_settings
 
 __all__ = [
     "WandBConnector",
@@ -92,7 +92,8 @@ def tracker_info() -> TrackerInfo:
 
     Every capability (artifacts, compare, history): the ``TrackerInfo`` default.
     """
-    return TrackerInfo(max_batch_records=10_000, min_batch_interval=5.0, heartbeat_interval=30.0)
+    return TrackerInfo(max_batch_records=10_000, min_batch_interval=5.0, heartbeat_interval=30.0,
+                       settings=SETTINGS_KEYS)
 
 
 @hookimpl

@@ -21,11 +21,23 @@ import httpx
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_PROJECT",
+    "SETTINGS_KEYS",
     "Settings",
     "api_to_app_url",
     "check_api_key",
     "resolve_settings",
 ]
+
+#: The keys :func:`resolve_settings` reads from the tracker's configuration table.
+SETTINGS_KEYS = frozenset({
+    "artifact_attempts",
+    "artifact_retry_wait",
+    "base_url",
+    "entity",
+    "project",
+    "timeout",
+    "transport",
+})
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 DEFAULT_PROJECT = "uncategorized"
@@ -145,8 +157,9 @@ def resolve_settings(credentials: Mapping[str, Any], settings: Mapping[str, Any]
         api_key = _netrc_key(base_url)
     if api_key is None:
         raise ValueError(
-            "no W&B API key: pass credentials={'api_key': ...}, set WANDB_API_KEY, "
-            "or run `wandb login` to write ~/.netrc"
+            "no W&B API key: set the WANDB_API_KEY environment variable, or run "
+            "`wandb login` (it writes ~/.netrc); from Python, "
+            "connect(credentials={'api_key': ...}) works too"
         )
     check_api_key(api_key)
     transport = settings.get("transport")
