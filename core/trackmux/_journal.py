@@ -500,6 +500,33 @@ class RunJournal:
         finally:
             os.close(fd)
 
+    def writer_alive(self) -> bool:
+        """Whether a process holds the run's writer lock now (``trackmux runs`` calls a run
+        with no final state and no live writer crashed).
+
+        Takes no lock itself (a probe could refuse a writer opening the run at that very
+        moment): on Linux the lock file is looked up in ``/proc/locks``. Where that cannot
+        be read, or the holder named in the lock file is on another host (a shared file
+        system), the holder's word is taken: named on this host, alive if its pid is.
+        """
+        path = self.directory / LOCK_FILE
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return False
+        held = _flocked_files()
+        if held is not None and (stat.st_dev, stat.st_ino) in held:
+            return True
+        holder = self.writer_info()
+        if not holder:
+            return False  # released (the lock file is emptied on release) or never said
+        if holder.get("host") != socket.gethostname():
+            return True  # another machine's process: it cannot be told from here
+        if held is not None:
+            return False
+        pid = holder.get("pid")
+        return isinstance(pid, int) and pid_alive(pid)
+
     # -- artifacts ------------------------------------------------------------
 
     def artifacts(self) -> list[dict[str, Any]]:
@@ -608,6 +635,29 @@ class RunJournal:
     def save_meta(self) -> None:
         """Write ``run.json`` (atomically: readers see the old or the new file)."""
         write_json_atomic(self.directory / "run.json", self.meta)
+
+
+def _flocked_files() -> set[tuple[int, int]] | None:
+    """``(st_dev, st_ino)`` of every file ``flock``'d on this machine (``/proc/locks``);
+    ``None`` where that cannot be read."""
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+            lines = handle.readlines()
+    except OSError:
+        return None
+    found: set[tuple[int, int]] = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 1 and fields[1] == "->":
+            del fields[1]  # a waiter, blocked on the lock listed above it
+        if len(fields) < 6 or fields[1] != "FLOCK":
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            found.add((os.makedev(int(major, 16), int(minor, 16)), int(inode)))
+        except ValueError:
+            continue
+    return found
 
 
 def pid_alive(pid: int) -> bool:

@@ -122,11 +122,16 @@ class RunInfo:
     host: str | None = None
     pid: int | None = None
     directory: Path | None = field(default=None, eq=False)
+    #: Whether a process holds the run's writer lock (see ``RunJournal.writer_alive``).
+    writer_alive: bool = True
 
     @property
     def status(self) -> str:
-        """The final status, or ``"open"`` while the run was not finished."""
-        return self.final_status or "open"
+        """The final status; without one, ``"open"`` while a process writes the run and
+        ``"crashed"`` once that process is gone (killed, or ended without finishing it)."""
+        if self.final_status:
+            return self.final_status
+        return "open" if self.writer_alive else "crashed"
 
     @property
     def name(self) -> str | None:
@@ -228,6 +233,7 @@ def _info(root: Path, run_id: str) -> RunInfo:
         host=meta.get("host"),
         pid=pid if isinstance(pid, int) else None,
         directory=journal.directory,
+        writer_alive=bool(meta.get("final_status")) or journal.writer_alive(),
     )
 
 
