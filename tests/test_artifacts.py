@@ -344,3 +344,43 @@ def test_artifacts_download_verifies_what_it_writes(tmp_path: Path) -> None:
     assert not (tmp_path / "c" / "model.pt").exists()
     missing = invoke(data_dir, "artifacts", "download", run, "nope", env={})
     assert missing.exit_code == 1 and "no artifact 'nope'" in missing.output
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Any:
+    """A real 2 MiB tmpfs (skipped where mounting is impossible: not root, no tmpfs)."""
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_at_the_call_raises_there_and_loses_nothing_accepted(
+        tmp_path: Path, small_fs: Path) -> None:
+    """The data directory's disk cannot hold the copy: upload_artifact raises OSError (the
+    bytes are not safe, so the caller must know), records nothing and leaves no partial
+    copy; the run, its records and a later artifact that fits are unaffected."""
+    big, small = tmp_path / "big.bin", tmp_path / "small.bin"
+    big.write_bytes(os.urandom(4_000_000))
+    small.write_bytes(b"s" * 10_000)
+    with trackmux.Tracker(["null"], data_dir=small_fs) as tracker:
+        run = tracker.submit_job(project_name=PROJECT)
+        tracker.log_metrics(run, {"loss": 1.0}, step=0)
+        with pytest.raises(OSError, match="No space left"):
+            tracker.upload_artifact(big, {"name": "big"})
+        assert tracker.list_artifacts(run) == []
+        assert list((small_fs / "artifacts" / "tmp").iterdir()) == []
+        tracker.log_metrics(run, {"loss": 0.5}, step=1)
+        artifact_id = tracker.upload_artifact(small, {"name": "small"})
+        report = tracker.finish(run)
+        assert report.delivered, report
+        assert [a["id"] for a in tracker.list_artifacts(run)] == [artifact_id]
+        assert [row["loss"] for row in tracker.get_history(run)] == [1.0, 0.5]
