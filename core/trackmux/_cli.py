@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import shlex
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -84,9 +83,7 @@ class _State:
 
     def command_prefix(self) -> str:
         """``trackmux`` plus ``--data-dir`` if it was given, for the hints we print."""
-        if self.data_dir_option is None:
-            return "trackmux"
-        return f"trackmux --data-dir {shlex.quote(str(self.data_dir_option))}"
+        return command()
 
 
 def _fail(message: str) -> NoReturn:
