@@ -384,3 +384,40 @@ def test_a_full_disk_at_the_call_raises_there_and_loses_nothing_accepted(
         assert report.delivered, report
         assert [a["id"] for a in tracker.list_artifacts(run)] == [artifact_id]
         assert [row["loss"] for row in tracker.get_history(run)] == [1.0, 0.5]
+
+
+def test_wandb_connector_keeps_the_reference_shape_and_its_runtime_error_with_wait(
+        tmp_path: Path) -> None:
+    """WandBConnector.upload_artifact returns the artifact id at once (the reference's
+    shape); with wait=True a permanent refusal is the reference's RuntimeError."""
+    import asyncio
+
+    from trackmux_wandb import WandBConnector
+
+    fake = FakeWandB()
+    weights = tmp_path / "adapter.safetensors"
+    weights.write_bytes(b"lora" * 1000)
+
+    async def example() -> tuple[str, str]:
+        connector = WandBConnector(data_dir=tmp_path / "data", settings={
+            "wandb": {"transport": fake.transport(), "base_url": fake.base_url}})
+        await connector.connect({"api_key": fake.api_key})
+        job_id = await connector.submit_job(trackmux.TrainingConfig(project_name=PROJECT))
+        artifact_id = await connector.upload_artifact(
+            path=str(weights), metadata={"job_id": job_id, "name": "adapter", "type": "model"})
+        await connector.flush()
+        fake.inject(Status(403), match="CommitArtifact")
+        try:
+            await connector.upload_artifact(str(weights), {"job_id": job_id, "name": "other"},
+                                            wait=True)
+        except RuntimeError as e:
+            message = str(e)
+        else:
+            raise AssertionError("wait=True must raise the refusal")
+        await connector.disconnect()
+        return artifact_id, message
+
+    artifact_id, message = asyncio.run(example())
+    assert artifact_id.endswith(":adapter:0")
+    assert "wandb: PermanentError: commitArtifact failed" in message
+    assert [a.state for a in fake.artifacts(collection="adapter")] == ["COMMITTED"]
