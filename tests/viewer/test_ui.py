@@ -157,6 +157,22 @@ def test_the_command_serves_until_interrupted(data_dir: Path) -> None:
     assert "Traceback" not in process.stderr.read()  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
+def test_listening_beyond_loopback_takes_asking_and_warns(data_dir: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trackmux._cli", "--data-dir", str(data_dir), "ui",
+         "--port", "0", "--host", "0.0.0.0"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline().startswith("trackmux ui: http://0.0.0.0:")
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    assert ("warning: listening on 0.0.0.0: anyone who can reach this machine can read your "
+            "runs") in process.stderr.read()
+
+
 _WRITER = textwrap.dedent("""
     import sys, trackmux
     with trackmux.Tracker(["null"], data_dir=sys.argv[1]) as tracker:
