@@ -57,6 +57,9 @@ from ._runs import (
 )
 from ._series import Series, sparkline
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 __all__ = ["cli", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -467,7 +470,7 @@ def _plot_metrics(console: Console, run: RunInfo, series: dict[str, Series]) -> 
     if not drawn:
         console.print("No finite values to plot.")
         return
-    width = max(40, min(console.width, 160))
+    width = min(160, terminal_width() or 100)  # piped: a fixed, readable width
     for name, s in drawn.items():
         plt.clear_figure()
         plt.theme("clear")
@@ -646,11 +649,11 @@ def ui(state: _State, port: int | None, host: str) -> None:
         hint = "; --port 0 takes any free port" if port is None else ""
         _fail(f"cannot listen on {host}:{DEFAULT_PORT if port is None else port}: "
               f"{exc.strerror or exc}{hint}")
-    if not is_loopback(host):
-        click.echo(f"warning: listening on {host}: anyone who can reach this machine can "
-                   f"read your runs", err=True)
-    click.echo(f"trackmux ui: {server.url}  (data: {state.data_dir}; Ctrl-C stops it)")
-    try:
+    try:  # from here on, Ctrl-C (even before serving starts) stops it cleanly
+        if not is_loopback(host):
+            click.echo(f"warning: listening on {host}: anyone who can reach this machine "
+                       f"can read your runs", err=True)
+        click.echo(f"trackmux ui: {server.url}  (data: {state.data_dir}; Ctrl-C stops it)")
         server.serve_forever()
     except KeyboardInterrupt:
         pass

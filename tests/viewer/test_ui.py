@@ -165,7 +165,13 @@ def test_listening_beyond_loopback_takes_asking_and_warns(data_dir: Path) -> Non
         stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None and process.stderr is not None
-        assert process.stdout.readline().startswith("trackmux ui: http://0.0.0.0:")
+        line = process.stdout.readline()
+        assert line.startswith("trackmux ui: http://0.0.0.0:"), line
+        port = int(line.split("http://0.0.0.0:")[1].split("/")[0])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/api/runs", headers={"Host": "example.com"})
+        assert connection.getresponse().status == 200  # asked for: no Host check
+        connection.close()
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(30) == 0
