@@ -1031,7 +1031,7 @@ class Engine:
                     await self._committer.run(self.loop, self._close_journals)
             self._committer.close()
         report = self.report()
-        if not report.delivered:
+        if any(status.pending or status.artifacts_pending for status in report.trackers):
             behind = [t.name for t in report.trackers if t.pending or t.state == "failed"]
             logger.warning(
                 "trackmux closed with records not yet delivered (%s). They are kept in the "
@@ -1039,6 +1039,13 @@ class Engine:
                 report,
                 self.journal_root,
                 " ; ".join(sync_command(self.data_dir, name) for name in behind or ["NAME"]),
+            )
+        if report.dropped:
+            logger.error(
+                "trackmux dropped %d records in this session: the journal could not take "
+                "them and memory was full (%s)",
+                report.dropped,
+                self.journal_error or "the disk was stalled",
             )
         return report
 
