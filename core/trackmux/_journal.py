@@ -28,6 +28,11 @@ SQLite's checksums discard on open; readers (``trackmux show``, the live viewer)
 consistent snapshot beside a live writer; and cursors live in the same database, committed
 after the records they cover, so a durable cursor never points past durable records.
 
+Upgrades: a run written by the first release (``records.tmf`` frames and
+``cursors/<tracker>`` files) is moved into ``journal.db`` the first time it is opened for
+writing or listed by :func:`iter_run_ids` (once its old writer is gone); ``records.tmf`` is
+kept as ``records.tmf.migrated``. Nothing an earlier version journaled becomes invisible.
+
 Single writer: :meth:`RunJournal.create` and :meth:`RunJournal.open` take an exclusive
 ``flock`` on ``writer.lock``. The lock belongs to the open file description, so it also
 refuses a second opener in the same process, and the kernel drops it when the process dies,
@@ -68,6 +73,8 @@ __all__ = [
 ]
 
 DB_FILE = "journal.db"
+#: The first release's record file (frames of :mod:`trackmux_spec.framing`), migrated.
+LEGACY_RECORDS_FILE = "records.tmf"
 LOCK_FILE = "writer.lock"
 ARTIFACTS_FILE = "artifacts.json"
 
@@ -358,6 +365,7 @@ class RunJournal:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
                 db.executescript(_SCHEMA)
+                _migrate_legacy(self.directory, db)
                 row = db.execute(
                     "SELECT last_seq, last_step FROM frames ORDER BY first_seq DESC LIMIT 1"
                 ).fetchone()
@@ -672,13 +680,62 @@ def pid_alive(pid: int) -> bool:
 
 
 def iter_run_ids(root: Path) -> list[str]:
-    """The ids of every run in the journal at ``root``, oldest first."""
+    """The ids of every run in the journal at ``root``, oldest first (first-release runs
+    whose writer is gone are migrated on the way: see the module docstring)."""
     if not root.is_dir():
         return []
     created: list[tuple[float, str]] = []
     for path in root.iterdir():
         try:
-            created.append((float(read_json(path / "run.json")["created"]), path.name))
+            meta = read_json(path / "run.json")
+            created.append((float(meta["created"]), path.name))
         except (OSError, ValueError, KeyError):
             continue
+        if (path / LEGACY_RECORDS_FILE).exists() and not _legacy_writer_alive(meta):
+            with contextlib.suppress(RunLockedError, OSError, sqlite3.Error, ValueError):
+                RunJournal.open(root, path.name).close()
     return [name for _, name in sorted(created)]
+
+
+def _legacy_writer_alive(meta: dict[str, Any]) -> bool:
+    """Whether a first-release process (which recorded its pid in run.json) still writes."""
+    writer = meta.get("writer")
+    return bool(
+        writer
+        and writer.get("host") == socket.gethostname()
+        and writer.get("pid") != os.getpid()
+        and pid_alive(int(writer["pid"]))
+    )
+
+
+def _migrate_legacy(directory: Path, db: sqlite3.Connection) -> None:
+    """Move a first-release journal (``records.tmf`` and ``cursors/<tracker>``) into ``db``,
+    in one transaction, then set the old file aside: a crash before the rename repeats the
+    migration from scratch (``frames`` is empty until it commits)."""
+    legacy = directory / LEGACY_RECORDS_FILE
+    if not legacy.exists():
+        return
+    if db.execute("SELECT 1 FROM frames LIMIT 1").fetchone() is None:
+        from trackmux_spec.framing import iter_frames
+
+        rows = []
+        with open(legacy, "rb") as handle:  # a torn last frame (a crash) is left out
+            for _, _, _, items in iter_frames(handle):
+                if items:
+                    rows.append((items[0][0], items[-1][0], items[-1][1], marshal.dumps(items, 4)))
+        cursors = {}
+        cursor_dir = directory / "cursors"
+        if cursor_dir.is_dir():
+            for path in cursor_dir.iterdir():
+                if not path.name.startswith("."):
+                    cursors[path.name] = int(path.read_text().split()[0])
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO frames VALUES (?, ?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO cursors VALUES (?, ?)", list(cursors.items()))
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+    os.replace(legacy, legacy.with_name(LEGACY_RECORDS_FILE + ".migrated"))
