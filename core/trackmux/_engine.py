@@ -52,7 +52,6 @@ from trackmux_spec import (
     ArtifactSpec,
     ConnectContext,
     JobStatus,
-    MetricRecord,
     PermanentError,
     ResumePoint,
     RetryableError,
@@ -293,7 +292,9 @@ class _Lane:
         # records acknowledged by the tracker's resume point rather than sent
         self.skipped = 0
         self.reader: RecordReader | None = None
-        self.in_flight: tuple[list[MetricRecord], Cursor] | None = None
+        # the last batch sent was not acknowledged: the next send is a retry, due at once
+        # (after the backoff) and re-read from the cursor
+        self.resend = False
         self.last_send = float("-inf")
         self.flush_until = 0
         self.finished = False
@@ -518,7 +519,7 @@ class _Worker:
     def _fail_run(self, exc: BaseException, lane: _Lane) -> None:
         """Stop delivering one run to this tracker; the tracker goes on with the others."""
         lane.failed = f"{type(exc).__name__}: {exc}"
-        lane.in_flight = None
+        lane.resend = False
         if lane.reader is not None:
             lane.reader.close()
             lane.reader = None
@@ -567,7 +568,7 @@ class _Worker:
             pending = self.pending(lane)
             if pending:
                 if (
-                    lane.in_flight is not None
+                    lane.resend
                     or lane.cursor < lane.flush_until
                     or self.stopping
                     or run.final_status is not None
@@ -684,22 +685,29 @@ class _Worker:
                 run.last_step = max(run.last_step, point.last_step)
 
     async def _send(self, lane: _Lane) -> None:
-        if lane.in_flight is None:
-            if lane.reader is None:
-                lane.reader = lane.run.journal.reader(lane.cursor)
-            cap = max(self.engine.batch_size, self.info.max_batch_records)
-            count = min(self.pending(lane), self.info.max_batch_records, cap)
-            records, after = lane.reader.read(count)
-            if not records:
-                return
-            if lane.seq_base:
-                for record in records:  # this tracker's own copies (MetricRecord docstring)
-                    record.seq += lane.seq_base
-            lane.in_flight = (records, after)
-        records, after = lane.in_flight
+        """Send what waits from the cursor, up to ``max_batch_records``.
+
+        A retry reads again from the cursor rather than resending the failed batch as it
+        was: it also carries what was committed during the failure, which would otherwise
+        wait another ``min_batch_interval`` after the retry succeeds. Records are identified
+        by ``seq``, so a larger resend is still delivered exactly once.
+        """
+        if lane.reader is None:
+            lane.reader = lane.run.journal.reader(lane.cursor)
+        elif lane.resend:
+            lane.reader.rewind(lane.cursor)
+        count = min(self.pending(lane), self.info.max_batch_records)
+        records, after = lane.reader.read(count)
+        if not records:
+            lane.resend = False
+            return
+        if lane.seq_base:
+            for record in records:  # this tracker's own copies (MetricRecord docstring)
+                record.seq += lane.seq_base
+        lane.resend = True
         lane.last_send = self.engine.loop.time()
         await self.call("log_metrics", session=self.session, job_id=lane.job_id, records=records)
-        lane.in_flight = None
+        lane.resend = False
         lane.cursor = after
         self.engine.acknowledged(lane.run, self.name, after)
 
