@@ -112,7 +112,7 @@ def run_on_virtual_clock(
         loop.close()
 
 
-Plan = Callable[[str, "list[MetricRecord] | None"], str | None]
+Plan = Callable[[str, "list[MetricRecord] | None"], str | float | None]
 
 
 class FaultInjector:
@@ -120,10 +120,12 @@ class FaultInjector:
     and ``upload_artifact``.
 
     ``plan(hook, records)`` returns ``None`` (let the call through), ``"before"`` (fail
-    with :class:`RetryableError` without calling the tracker) or ``"after"`` (call the
-    tracker, then fail: the data arrived but the acknowledgement was lost).
+    with :class:`RetryableError` without calling the tracker), ``"after"`` (call the
+    tracker, then fail: the data arrived but the acknowledgement was lost) or a number of
+    seconds (rate limited: fail before the call with that ``retry_after``).
 
-    ``delivered[seq]`` holds ``clock()`` at the first acknowledged delivery of each record;
+    ``delivered[seq]`` holds ``clock()`` at the first acknowledged delivery of each record,
+    ``reached[seq]`` at the first call that the tracker handled (acknowledged or not);
     ``acknowledged`` counts acknowledged records (a record delivered twice counts twice).
     ``artifact_ids`` lists ``(artifact.key, returned id)`` for every ``upload_artifact`` call
     that reached the tracker, acknowledged or not.
@@ -133,24 +135,31 @@ class FaultInjector:
         self.plan = plan
         self.clock = clock
         self.delivered: dict[tuple[str, int], float] = {}
+        self.reached: dict[tuple[str, int], float] = {}
         self.acknowledged = 0
         self.injected = 0
         self.artifact_ids: list[tuple[str | None, str]] = []
 
-    def _fail(self, hook: str) -> RetryableError:
+    def _fail(self, hook: str, retry_after: float | None = None) -> RetryableError:
         self.injected += 1
-        return RetryableError(f"injected failure in {hook}")
+        return RetryableError(f"injected failure in {hook}", retry_after=retry_after)
 
     def _wrap(self, hook: str, records: list[MetricRecord] | None, job_id: str,
               artifact_key: Any = False) -> Any:
         mode = self.plan(hook, records)
         if mode == "before":
             raise self._fail(hook)
+        if isinstance(mode, int | float):
+            raise self._fail(hook, float(mode))
         result = yield
 
         def acknowledge(value: Any) -> None:
             if artifact_key is not False:
                 self.artifact_ids.append((artifact_key, value))
+            if records is not None:
+                now = self.clock()
+                for record in records:
+                    self.reached.setdefault((job_id, record.seq), now)
             if mode == "after":
                 raise self._fail(hook)
             if records is not None:
