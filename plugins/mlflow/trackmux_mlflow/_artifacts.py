@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 from trackmux_spec import ArtifactSpec, PermanentError, RetryableError, UnknownJobError
 from trackmux_spec.artifact_paths import safe_destination
+from trackmux_spec.http import request_step
 from trackmux_spec.threads import to_thread
 
 from ._failures import MLflowError
@@ -82,16 +83,6 @@ async def _step(session: MLflowSession, step: str, call: Callable[[], Awaitable[
     raise AssertionError("unreachable")
 
 
-async def _once(step: str, call: Callable[[], Awaitable[T]]) -> T:
-    """Run one upload request; its failure names the step and keeps its class (the engine
-    retries ``RetryableError``)."""
-    try:
-        return await call()
-    except RetryableError as exc:
-        raise RetryableError(f"{step} failed: {exc}", retry_after=exc.retry_after) from None
-    except PermanentError as exc:
-        raise PermanentError(f"{step} failed: {exc}") from None
-
 
 def artifact_name(name: str) -> str:
     """``name`` as one safe path segment: ``[A-Za-z0-9_.-]``, no leading dot."""
@@ -131,7 +122,7 @@ async def _artifact_root(
 ) -> tuple[str, dict[str, Any]]:
     """The proxy path of the run's artifact root (e.g. ``1/<run>/artifacts``), and the run."""
     if upload:
-        run = await _once("runs/get", lambda: get_run(session, run_id))
+        run = await request_step("runs/get", lambda: get_run(session, run_id))
     else:
         run = await _step(session, "runs/get", lambda: get_run(session, run_id))
     if run is None:
@@ -206,7 +197,7 @@ async def upload_artifact(
         size = local.stat().st_size
         digest = await to_thread(_sha256, local)
         target = f"{root}/{name}/{relative}"
-        await _once(
+        await request_step(
             f"upload of {relative}",
             functools.partial(_put_file, session, target, local, size),
         )
@@ -222,7 +213,7 @@ async def upload_artifact(
             "files": entries,
         }
     )
-    await _once(
+    await request_step(
         "manifest tag",
         lambda: client.call(
             "POST",

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from trackmux_spec import ArtifactSpec, PermanentError, RetryableError, UnknownJobError
+from trackmux_spec.http import request_step
 from trackmux_spec.threads import to_thread
 
 from . import _queries as q
@@ -71,16 +72,6 @@ async def _step(session: WandBSession, step: str, call: Callable[[], Awaitable[T
     raise AssertionError("unreachable")
 
 
-async def _once(step: str, call: Callable[[], Awaitable[T]]) -> T:
-    """Run one upload step; its failure names the step and keeps its class (the engine
-    retries ``RetryableError``)."""
-    try:
-        return await call()
-    except RetryableError as exc:
-        raise RetryableError(f"{step} failed: {exc}", retry_after=exc.retry_after) from None
-    except PermanentError as exc:
-        raise PermanentError(f"{step} failed: {exc}") from None
-
 
 def _parse_headers(raw: Any) -> dict[str, str]:
     headers: dict[str, str] = {}
@@ -120,7 +111,7 @@ async def upload_artifact(
     collection = sanitize_name(artifact.name)
     digest = artifact_digest((e.name, e.digest) for e in entries)
 
-    created = await _once(
+    created = await request_step(
         "createArtifact",
         lambda: client.graphql(
             "CreateArtifact",
@@ -164,7 +155,7 @@ async def upload_artifact(
             "includeUpload": include_upload,
         }
 
-    made = await _once(
+    made = await request_step(
         "createArtifactManifest",
         lambda: client.graphql(
             "CreateArtifactManifest", q.CREATE_ARTIFACT_MANIFEST, manifest_vars("", False)
@@ -176,7 +167,7 @@ async def upload_artifact(
     if not manifest_id:
         raise PermanentError("createArtifactManifest failed: the server returned no manifest id")
 
-    files = await _once(
+    files = await request_step(
         "createArtifactFiles",
         lambda: client.graphql(
             "CreateArtifactFiles",
@@ -208,13 +199,13 @@ async def upload_artifact(
         if url is None:
             continue
         headers = _parse_headers(file_node.get("uploadHeaders"))
-        await _once(
+        await request_step(
             f"upload of {entry.name}",
             functools.partial(_put_file, session, url, headers, entry),
         )
 
     manifest = manifest_json(entries, birth_ids)
-    final = await _once(
+    final = await request_step(
         "createArtifactManifest",
         lambda: client.graphql(
             "CreateArtifactManifest",
@@ -228,12 +219,12 @@ async def upload_artifact(
     upload_url = manifest_file.get("uploadUrl")
     if upload_url:
         headers = _parse_headers(manifest_file.get("uploadHeaders"))
-        await _once(
+        await request_step(
             "manifest upload",
             lambda: client.put_storage(upload_url, manifest, headers, "manifest upload"),
         )
 
-    await _once(
+    await request_step(
         "commitArtifact",
         lambda: client.graphql("CommitArtifact", q.COMMIT_ARTIFACT, {"artifactID": artifact_id}),
     )
