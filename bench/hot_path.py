@@ -25,11 +25,14 @@ import argparse
 import asyncio
 import collections
 import gc
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from typing import Any
 
 import trackmux
 
@@ -159,26 +162,143 @@ def bench_import(repeats: int = 7) -> float:
 
 
 TAIL_CALLS = 1_000_000
+PAUSE_NS = 1_000_000  # a call over 1 ms is a pause
+LONG_NS = 5_000_000  # the goal: trackmux causes none over 5 ms
 
 
-def bench_tail(data_dir: str, overhead: float, collect: bool) -> dict[str, float]:
+class Attribution:
+    """What else ran while the caller paused (``--attribute``; the bench instruments the
+    engine from outside, the library carries no probe).
+
+    Records the interval of every cyclic-GC collection (``gc.callbacks``: generation and
+    thread), of every journal commit (the engine's ``_commit``, wrapped: wall interval and
+    the committer thread's CPU in it), of every wait for room in a full buffer (the
+    engine's ``_make_room``) and of every tracker hook call (run on the tracker's thread),
+    so each pause can be put down to the one of these that overlaps it most.
+    """
+
+    def __init__(self, caller: int) -> None:
+        self.caller = caller
+        self.gcs: list[tuple[int, int, int, bool]] = []  # start, end, generation, in caller
+        self.commits: list[tuple[int, int, int]] = []  # start, end, committer CPU ns
+        self.waits: list[tuple[int, int]] = []  # start, end of a wait for buffer room
+        self.hooks: list[tuple[int, int, str]] = []  # start, end, hook name
+        self._gc_start = 0
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter_ns()
+        if phase == "start":
+            self._gc_start = now
+        else:
+            self.gcs.append((self._gc_start, now, info["generation"],
+                             threading.get_ident() == self.caller))
+
+    def instrument(self, engine: Any) -> None:
+        clock, cpu = time.perf_counter_ns, time.thread_time_ns
+        commit = engine._commit
+
+        def timed_commit() -> Any:
+            start, used = clock(), cpu()
+            try:
+                return commit()
+            finally:
+                self.commits.append((start, clock(), cpu() - used))
+
+        engine._commit = timed_commit
+        make_room = engine._make_room
+
+        def timed_make_room(run: Any) -> bool:
+            start = clock()
+            try:
+                return make_room(run)  # type: ignore[no-any-return]
+            finally:
+                self.waits.append((start, clock()))
+
+        engine._make_room = timed_make_room
+        for worker in engine.workers.values():
+            caller_of = worker.hooks.caller
+
+            def timed_caller(hook: str, caller_of: Any = caller_of) -> Any:
+                fn = caller_of(hook)
+
+                def timed(*args: Any, **kwargs: Any) -> Any:
+                    start = clock()
+                    try:
+                        return fn(*args, **kwargs)
+                    finally:
+                        self.hooks.append((start, clock(), hook))
+
+                return timed
+
+            worker.hooks.caller = timed_caller
+
+    def cause(self, start: int, end: int) -> str:
+        """The recorded activity overlapping the pause ``[start, end]`` the most."""
+        overlap: dict[str, int] = {}
+
+        def add(label: str, a: int, b: int) -> None:
+            if a < end and b > start:
+                overlap[label] = overlap.get(label, 0) + min(b, end) - max(a, start)
+
+        for a, b, generation, in_caller in self.gcs:
+            add(f"GC gen{generation} ({'caller' if in_caller else 'background'} thread)", a, b)
+        for a, b in self.waits:
+            add("wait for room (buffer full)", a, b)
+        for a, b, _ in self.commits:
+            add("journal commit", a, b)
+        for a, b, hook in self.hooks:
+            add(f"tracker hook {hook}", a, b)
+        if not overlap:
+            return "none recorded (the loop thread, or the machine)"
+        return max(overlap, key=overlap.__getitem__)
+
+
+def _heap(objects: int) -> list[Any]:
+    """``objects`` small tracked containers, standing in for a framework's heap: a full
+    collection walks every one of them."""
+    return [[i] for i in range(objects)]
+
+
+def bench_tail(data_dir: str, overhead: float, collect: bool, attribute: bool) -> dict[str, Any]:
     """Every one of ``TAIL_CALLS`` calls timed; the GC on (``collect``) or off."""
     clock = time.perf_counter_ns
     laps = [0] * TAIL_CALLS
+    pauses: list[tuple[int, int]] = []
+    by_thread = [0, 0]  # collections in the caller's thread, in others
+    caller = threading.get_ident()
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            by_thread[threading.get_ident() != caller] += 1
+
+    attribution = Attribution(caller) if attribute else None
     with trackmux.Tracker(["null"], data_dir=data_dir) as tracker:
         run = tracker.submit_job(name=f"bench-tail-{'gc' if collect else 'nogc'}")
+        tracker.log_metrics(run, METRICS, 0)
+        tracker.flush()
+        if attribution is not None:
+            attribution.instrument(tracker._engine)
         log = tracker.log_metrics
         gc.collect()
         before = [stat["collections"] for stat in gc.get_stats()]
+        gc.callbacks.append(count)
+        if attribution is not None:
+            gc.callbacks.append(attribution.on_gc)
         if not collect:
             gc.disable()
         try:
-            for step in range(TAIL_CALLS):
+            for step in range(1, TAIL_CALLS + 1):
                 start = clock()
                 log(run, METRICS, step)
-                laps[step] = clock() - start
+                lap = clock() - start
+                laps[step - 1] = lap
+                if lap > PAUSE_NS:
+                    pauses.append((start, lap))
         finally:
             gc.enable()
+            gc.callbacks.remove(count)
+            if attribution is not None:
+                gc.callbacks.remove(attribution.on_gc)
         after = [stat["collections"] for stat in gc.get_stats()]
     ordered = sorted(laps)
     cut = overhead * 1e9
@@ -186,32 +306,71 @@ def bench_tail(data_dir: str, overhead: float, collect: bool) -> dict[str, float
     def at(q: float) -> float:
         return (ordered[min(len(ordered) - 1, int(len(ordered) * q))] - cut) / 1e3
 
+    causes: dict[str, list[int]] = {}
+    if attribution is not None:
+        for start, lap in pauses:
+            causes.setdefault(attribution.cause(start, start + lap), []).append(lap)
     return {"p50": at(0.5), "p99": at(0.99), "p99.9": at(0.999), "max": (ordered[-1] - cut) / 1e3,
-            "over_1ms": sum(lap > 1_000_000 for lap in laps),
-            "over_5ms": sum(lap > 5_000_000 for lap in laps),
-            "collections": "/".join(str(b - a) for a, b in zip(before, after, strict=True))}
+            "over_1ms": len(pauses), "over_5ms": sum(lap > LONG_NS for _, lap in pauses),
+            "collections": "/".join(str(b - a) for a, b in zip(before, after, strict=True)),
+            "caller_collections": by_thread[0], "background_collections": by_thread[1],
+            "causes": causes, "commits": attribution.commits if attribution else []}
 
 
-def main_tail(overhead: float) -> None:
-    print(f"Tracker.log_metrics (offline tracker), 5 floats, {TAIL_CALLS:,} calls each timed")
+def main_tail(overhead: float, attribute: bool = False, heap: int = 0) -> None:
+    load = os.getloadavg()
+    held = _heap(heap)
+    print(f"Tracker.log_metrics (offline tracker), 5 floats, {TAIL_CALLS:,} calls each timed; "
+          f"{heap:,} extra tracked objects on the heap; load average "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; switch interval "
+          f"{sys.getswitchinterval() * 1e3:g} ms")
     print("| GC | p50 | p99 | p99.9 | max | calls > 1 ms | calls > 5 ms "
-          "| collections gen0/1/2 |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| collections gen0/1/2 | of which in the caller's thread |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    results = []
     for collect in (True, False):
         with tempfile.TemporaryDirectory() as data_dir:
-            r = bench_tail(data_dir, overhead, collect)
+            r = bench_tail(data_dir, overhead, collect, attribute)
+        results.append((collect, r))
         print(f"| {'on' if collect else 'off (control)'} | {r['p50']:.2f} us | {r['p99']:.2f} us "
               f"| {r['p99.9']:.2f} us | {r['max']:.0f} us | {r['over_1ms']} | {r['over_5ms']} "
-              f"| {r['collections']} |", flush=True)
+              f"| {r['collections']} | {r['caller_collections']} |", flush=True)
+    del held
+    if not attribute:
+        return
+    print()
+    print("Pauses over 1 ms, by what overlapped them most (a GC collection, a wait for room in a "
+          "full buffer, a journal commit, a tracker hook)")
+    print("| GC | cause | calls > 1 ms | calls > 5 ms | longest |")
+    print("|---|---|---|---|---|")
+    for collect, r in results:
+        for cause, laps in sorted(r["causes"].items(), key=lambda item: -len(item[1])):
+            print(f"| {'on' if collect else 'off'} | {cause} | {len(laps)} "
+                  f"| {sum(lap > LONG_NS for lap in laps)} | {max(laps) / 1e6:.1f} ms |")
+    for collect, r in results:
+        walls = sorted(end - start for start, end, _ in r["commits"])
+        cpus = sorted(used for _, _, used in r["commits"])
+        if walls:
+            print(f"GC {'on' if collect else 'off'}: {len(walls)} journal commits, wall "
+                  f"median {walls[len(walls) // 2] / 1e6:.2f} ms max {walls[-1] / 1e6:.2f} ms; "
+                  f"committer CPU median {cpus[len(cpus) // 2] / 1e6:.2f} ms "
+                  f"max {cpus[-1] / 1e6:.2f} ms")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tail", action="store_true", help="only the 1,000,000-call tail")
+    parser.add_argument("--attribute", action="store_true",
+                        help="also put each pause over 1 ms down to a GC collection, a journal "
+                             "commit or a tracker hook that overlapped it")
+    parser.add_argument("--heap", type=int, default=0, metavar="N",
+                        help="hold N extra tracked objects during the tail (a framework's heap: "
+                             "what a full collection walks)")
     args = parser.parse_args()
     overhead = _timer_cost()
     if args.tail:
-        main_tail(overhead)
+        main_tail(overhead, args.attribute, args.heap)
         return
     with tempfile.TemporaryDirectory() as data_dir:
         each_sync = bench_sync_each(data_dir, overhead)

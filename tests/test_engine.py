@@ -95,7 +95,7 @@ def test_backpressure_holds_memory_at_max_buffer_and_loses_nothing(tmp_path: Pat
         run = tracker.submit_job()
         for step in range(1234):
             tracker.log_metrics(run, {"x": step}, step=step)
-            assert len(engine.runs[run].buffer) <= 50
+            assert engine.runs[run].buffered <= 50
         report = tracker.flush()
         assert report.delivered and report.dropped == 0, report
     assert sink.values(run, "x") == list(range(1234))

@@ -525,7 +525,7 @@ def test_log_metrics_never_raises_or_hangs_when_the_journal_cannot_keep_up(
         peak = 0
         for step in range(6000):
             tracker.log_metrics(run, {"x": step}, step=step)   # never raises, never hangs
-            peak = max(peak, len(engine.runs[run].buffer))
+            peak = max(peak, engine.runs[run].buffered)
         during = tracker.status()
         failing.clear(); stalled.clear(); resume.set()
         after = tracker.flush(timeout=60)

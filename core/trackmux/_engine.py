@@ -65,7 +65,7 @@ from ._artifacts import ArtifactChangedError, ArtifactStore, build_entry, parse_
 from ._blocking import BlockingRunner, InlineRunner
 from ._files import check_data_dir, make_private_dir
 from ._hints import sync_command
-from ._journal import Cursor, RecordReader, RunJournal
+from ._journal import RECORD_FIELDS, Cursor, RecordReader, RunJournal
 from ._metrics import normalize_metrics, normalize_step
 from ._plugins import TrackerHooks
 from ._retry import Backoff
@@ -225,7 +225,11 @@ class _Run:
         self.run_id = journal.run_id
         self.journal = journal
         # hot
-        self.buffer: list[tuple[int, int, float, dict[str, Any]]] = []
+        #: records waiting for the committer, flat: ``[step, timestamp, values, step, ...]``
+        #: (:data:`RECORD_FIELDS` entries each), numbered up to ``next_seq - 1`` without gaps.
+        #: No object per record: ints, floats and a dict of numbers are not tracked by the
+        #: cyclic GC, so buffered records never trigger or slow a collection.
+        self.buffer: list[Any] = []
         self.next_seq = journal.record_count
         self.last_step = journal.last_step
         self.warned_step = False
@@ -245,6 +249,11 @@ class _Run:
         self.config_version = journal.config_version
         #: artifact entries, in upload order (appended under the engine's artifact lock)
         self.artifacts: list[dict[str, Any]] = journal.artifacts()
+
+    @property
+    def buffered(self) -> int:
+        """How many records wait in :attr:`buffer` (read under the engine lock)."""
+        return len(self.buffer) // RECORD_FIELDS
 
     def committed_at(self, seq: int, default: float) -> float:
         """Loop time at which record ``seq`` was committed."""
@@ -1076,8 +1085,8 @@ class Engine:
             lost = 0
             for run in self.runs.values():
                 with self._lock:
-                    lost += len(run.buffer)
-                    run.shed += len(run.buffer)  # counted in the report's dropped
+                    lost += run.buffered
+                    run.shed += run.buffered  # counted in the report's dropped
                     run.buffer = []
                 run.journal.close()
                 run.released = True
@@ -1287,7 +1296,7 @@ class Engine:
             raise TrackerClosedError(
                 self._closed_reason or f"cannot log to run {run_id!r}: the tracker is disconnected"
             )
-        keep = len(run.buffer) < self.max_buffer or self._make_room(run)
+        keep = len(run.buffer) < RECORD_FIELDS * self.max_buffer or self._make_room(run)
         warn = False
         with self._lock:
             if self._closed:
@@ -1306,9 +1315,8 @@ class Engine:
                 previous = run.last_step
             run.last_step = step
             if keep:
-                seq = run.next_seq
-                run.next_seq = seq + 1
-                run.buffer.append((seq, step, timestamp, values))
+                run.next_seq += 1
+                run.buffer.extend((step, timestamp, values))  # see _Run.buffer
                 waiting = len(run.buffer)
             else:
                 run.shed += 1
@@ -1335,7 +1343,7 @@ class Engine:
                     run_id,
                     dropped,
                     self.journal_error or f"no commit within {self.max_block} s",
-                    len(run.buffer),
+                    run.buffered,
                 )
             return
         if self.fsync and healthy:
@@ -1343,7 +1351,7 @@ class Engine:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
                 self.loop.call_soon_threadsafe(self._after_commit, result)
             return
-        if waiting == self.commit_batch and healthy:
+        if waiting == RECORD_FIELDS * self.commit_batch and healthy:
             # a fast loop fills the buffer before the timer: commit now, keep memory flat
             self.loop.call_soon_threadsafe(self._commit_in_background)
         if arm:
@@ -1353,7 +1361,7 @@ class Engine:
         """Wait (bounded) until the committer takes ``run``'s full buffer; False if not."""
         if self._blocking == "inline":  # no committer thread: the caller commits
             self._after_commit(self._commit())
-            return len(run.buffer) < self.max_buffer
+            return run.buffered < self.max_buffer
         with self._lock:
             if self.journal_error is not None:
                 return False
@@ -1361,7 +1369,7 @@ class Engine:
                 self._full_deadline = time.monotonic() + self.max_block
                 with contextlib.suppress(RuntimeError):
                     self.loop.call_soon_threadsafe(self._commit_in_background)
-            while len(run.buffer) >= self.max_buffer:
+            while run.buffered >= self.max_buffer:
                 if self.journal_error is not None:
                     return False
                 if self._full_deadline is None:  # the committer took a buffer meanwhile
@@ -1552,24 +1560,25 @@ class Engine:
                 batches = []
                 for run in self.runs.values():
                     if (run.buffer or run.acked) and not run.released:
-                        batches.append((run, run.buffer, run.acked))
+                        first = run.next_seq - run.buffered
+                        batches.append((run, first, run.buffer, run.acked))
                         run.buffer, run.acked = [], {}
                 self._full_deadline = None
                 self._room.notify_all()
             done = []
             error: BaseException | None = None
-            for run, records, acked in batches:
+            for run, first, fields, acked in batches:
                 try:
-                    run.journal.append(records, acked)
+                    run.journal.append(first, fields, acked)
                 except Exception as exc:  # sqlite3.Error, OSError: the disk said no
                     error = error or exc
                     with self._lock:
-                        run.buffer[:0] = records
+                        run.buffer[:0] = fields
                         for name, seq in acked.items():
                             run.acked[name] = max(seq, run.acked.get(name, 0))
                     continue
-                if records:
-                    done.append((run, records[-1][0] + 1))
+                if fields:
+                    done.append((run, first + len(fields) // RECORD_FIELDS))
         return done, error
 
     def _after_commit(self, result: tuple[list[tuple[_Run, int]], BaseException | None]) -> None:

@@ -5,7 +5,7 @@ One directory per run, under ``<data dir>/journal/<run id>/``::
     run.json        the run: config, creation, the trackers it goes to and their job ids,
                     its final state once finish() or cancel_job() was called
     journal.db      SQLite (WAL mode): table ``frames`` (first_seq, last_seq, last_step,
-                    records), one row per group commit of up to 2,048 records, each record a
+                    records), one row per up to 512 records of a group commit, each record a
                     ``marshal``'d tuple (seq, step, timestamp, values); table ``cursors``
                     (tracker, seq): the next seq that tracker has not acknowledged
     writer.lock     held with ``flock`` by the one process writing the run; it holds that
@@ -63,6 +63,7 @@ from trackmux_spec import MetricRecord
 from ._files import make_private_dir, read_json, write_json_atomic
 
 __all__ = [
+    "RECORD_FIELDS",
     "Cursor",
     "RecordReader",
     "RunJournal",
@@ -83,9 +84,13 @@ Cursor = int
 
 Record = tuple[int, int, float, dict[str, Any]]
 
-#: Records per frame (one row): ``marshal`` holds the interpreter lock for a whole frame, so
-#: frames stay small enough (about a millisecond to encode) not to stall the training thread.
-FRAME_RECORDS = 2048
+#: Records per frame (one row). ``marshal`` holds the interpreter lock for a whole frame and
+#: a frame's record tuples live while it is encoded, so frames stay small: about 0.1 ms to
+#: encode, and too few young objects to matter to the cyclic GC. Readers take any size.
+FRAME_RECORDS = 512
+
+#: Entries per record in what :meth:`RunJournal.append` takes: step, timestamp, values.
+RECORD_FIELDS = 3
 
 #: Seconds a connection waits for SQLite's own locks (a checkpoint, a recovery) before
 #: giving up: every wait has a deadline.
@@ -191,6 +196,24 @@ def _connect_ro(path: Path) -> sqlite3.Connection:
 
 def _decode(blob: bytes) -> list[Record]:
     return marshal.loads(blob)  # type: ignore[no-any-return]
+
+
+def _encode_frame(
+    first_seq: int, fields: list[Any], start: int, stop: int
+) -> tuple[int, int, int, bytes]:
+    """The ``frames`` row of records ``start`` to ``stop - 1`` of ``fields`` (flat, see
+    :meth:`RunJournal.append`): a ``marshal``'d list of ``(seq, step, timestamp, values)``."""
+    n, low, high = RECORD_FIELDS, start * RECORD_FIELDS, stop * RECORD_FIELDS
+    records = list(
+        zip(
+            range(first_seq + start, first_seq + stop),
+            fields[low:high:n],
+            fields[low + 1 : high : n],
+            fields[low + 2 : high : n],
+            strict=True,
+        )
+    )
+    return first_seq + start, first_seq + stop - 1, fields[high - n], marshal.dumps(records, 4)
 
 
 def count_records(path: Path) -> int:
@@ -382,32 +405,35 @@ class RunJournal:
     # -- records ----------------------------------------------------------------------
 
     def append(
-        self, records: list[Record], cursors: dict[str, Cursor] | None = None
+        self, first_seq: int, fields: list[Any], cursors: dict[str, Cursor] | None = None
     ) -> None:
-        """Append records (numbered from :attr:`record_count`) and store ``cursors``, in one
+        """Append records ``first_seq``, ``first_seq + 1``, ... and store ``cursors``, in one
         transaction: on any error nothing of it is written (and the error is raised).
+
+        ``fields`` holds the records flat, :data:`RECORD_FIELDS` entries each: ``[step,
+        timestamp, values, step, ...]`` (the engine's buffer, which so holds no object per
+        record). ``first_seq`` must be :attr:`record_count`. Each frame's record tuples
+        exist only while that frame is encoded; between frames, SQLite's insert lets other
+        threads take the interpreter lock.
 
         Only the thread holding the engine's write lock calls this.
         """
         db = self._db
         if db is None:
             raise RuntimeError(f"the journal of run {self.run_id!r} is not open for writing")
-        if records and records[0][0] != self.record_count:
+        count = len(fields) // RECORD_FIELDS
+        if count and first_seq != self.record_count:
             raise ValueError(
                 f"run {self.run_id!r}: records must continue at seq {self.record_count}, "
-                f"got {records[0][0]}"
+                f"got {first_seq}"
             )
-        rows = [
-            (chunk[0][0], chunk[-1][0], chunk[-1][1], marshal.dumps(chunk, 4))
-            for chunk in (
-                records[start : start + FRAME_RECORDS]
-                for start in range(0, len(records), FRAME_RECORDS)
-            )
-        ]
         db.execute("BEGIN IMMEDIATE")
         try:
-            if rows:
-                db.executemany("INSERT INTO frames VALUES (?, ?, ?, ?)", rows)
+            for start in range(0, count, FRAME_RECORDS):
+                db.execute(
+                    "INSERT INTO frames VALUES (?, ?, ?, ?)",
+                    _encode_frame(first_seq, fields, start, min(count, start + FRAME_RECORDS)),
+                )
             if cursors:
                 db.executemany(
                     "INSERT OR REPLACE INTO cursors VALUES (?, ?)",
@@ -418,9 +444,9 @@ class RunJournal:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             raise
-        if records:
-            self.record_count = records[-1][0] + 1
-            self.last_step = records[-1][1]
+        if count:
+            self.record_count = first_seq + count
+            self.last_step = fields[-RECORD_FIELDS]
 
     def reader(self, cursor: Cursor) -> RecordReader:
         """A reader positioned at ``cursor`` (its own read-only connection)."""

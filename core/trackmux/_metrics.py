@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
+from gc import is_tracked
 from typing import Any
 
 __all__ = ["MAX_KEY_LENGTH", "normalize_metrics", "normalize_step"]
@@ -34,14 +35,21 @@ _KNOWN_KEYS_LIMIT = 4096
 
 
 def normalize_metrics(metrics: Any) -> dict[str, float | int]:
-    """Return a private copy of ``metrics`` with every value a plain ``int`` or ``float``."""
+    """Return a private copy of ``metrics`` with every value a plain ``int`` or ``float``.
+
+    The copy is not tracked by the cyclic GC (it holds only numbers), so a buffered record
+    never adds to a collection's work.
+    """
     if type(metrics) is dict and metrics:
         known = _KNOWN_KEYS
         for key, value in metrics.items():
             kind = type(value)
             if key not in known or (kind is not float and kind is not int):
                 return _normalize(metrics)
-        return metrics.copy()
+        out = metrics.copy()
+        if is_tracked(out):  # metrics once held a container: CPython copies the tracking
+            out = dict(metrics.items())  # built entry by entry: untracked
+        return out
     return _normalize(metrics)
 
 
