@@ -521,7 +521,7 @@ class RunJournal:
     def write_cursor(self, tracker: str, cursor: Cursor) -> None:
         """Record that ``tracker`` acknowledged every record before ``cursor`` (writers
         only; the engine stores cursors with its commits instead)."""
-        self.append([], {tracker: cursor})
+        self.append(self.record_count, [], {tracker: cursor})
 
     def writer_info(self) -> dict[str, Any] | None:
         """Who holds (or last held, if it was killed) the run's writer lock, if anyone said."""
