@@ -13,7 +13,24 @@ Measures, in one run on this machine:
   p99.9 and the maximum, and how many calls took over 1 ms and over 5 ms, with the cyclic GC
   on and, as a control, off (``gc.disable()``): a pause that remains with the GC off is the
   background thread's (or the machine's), one that goes away is a collection. The GC
-  collections that ran during the calls are counted too.
+  collections that ran during the calls are counted too, and those run in the caller's
+  own thread (triggered by its allocations).
+
+Options of the tail, to find whose a pause is (the library carries no probe: the bench
+wraps the engine from outside):
+
+* ``--attribute``: each pause over 1 ms is put down to what overlapped it most: a GC
+  collection (``gc.callbacks``, with its generation and thread), a wait for room in a full
+  buffer, a journal commit (with its records and the committer's CPU), a tracker hook call;
+  what overlaps none of them is the engine loop's thread or the machine.
+* ``--journal-only``: the tracker acknowledges without reading or delivering (the hot path,
+  the committer and the loop alone).
+* ``--step-us US`` (with ``--calls N``): pace it like a training loop, about US
+  microseconds of Python work holding the interpreter lock before each call; the whole
+  step is timed, so a pause anywhere in it counts.
+* ``--heap N``: hold N extra tracked objects (a framework's heap: what a full collection
+  walks); ``--switch-interval MS``: ``sys.setswitchinterval``; ``--gil-slice MS``: the
+  committer's ``GIL_SLICE`` (0: never offer the lock between frames).
 
 Run: ``python bench/hot_path.py`` (``--tail`` for the tail only). Targets (issue 2): median
 <= 2 us per call, import <= 150 ms; (issue 15) no pause of trackmux's own over 5 ms.
@@ -35,6 +52,7 @@ import time
 from typing import Any
 
 import trackmux
+from trackmux import _journal
 
 CALLS_PER_SAMPLE = 1_000
 SAMPLES = 200
@@ -180,7 +198,7 @@ class Attribution:
     def __init__(self, caller: int) -> None:
         self.caller = caller
         self.gcs: list[tuple[int, int, int, bool]] = []  # start, end, generation, in caller
-        self.commits: list[tuple[int, int, int]] = []  # start, end, committer CPU ns
+        self.commits: list[tuple[int, int, int, int]] = []  # start, end, CPU ns, records
         self.waits: list[tuple[int, int]] = []  # start, end of a wait for buffer room
         self.hooks: list[tuple[int, int, str]] = []  # start, end, hook name
         self._gc_start = 0
@@ -199,10 +217,12 @@ class Attribution:
 
         def timed_commit() -> Any:
             start, used = clock(), cpu()
+            before = sum(run.journal.record_count for run in engine.runs.values())
             try:
                 return commit()
             finally:
-                self.commits.append((start, clock(), cpu() - used))
+                after = sum(run.journal.record_count for run in engine.runs.values())
+                self.commits.append((start, clock(), cpu() - used, after - before))
 
         engine._commit = timed_commit
         make_room = engine._make_room
@@ -244,7 +264,7 @@ class Attribution:
             add(f"GC gen{generation} ({'caller' if in_caller else 'background'} thread)", a, b)
         for a, b in self.waits:
             add("wait for room (buffer full)", a, b)
-        for a, b, _ in self.commits:
+        for a, b, _, _ in self.commits:
             add("journal commit", a, b)
         for a, b, hook in self.hooks:
             add(f"tracker hook {hook}", a, b)
@@ -259,10 +279,42 @@ def _heap(objects: int) -> list[Any]:
     return [[i] for i in range(objects)]
 
 
-def bench_tail(data_dir: str, overhead: float, collect: bool, attribute: bool) -> dict[str, Any]:
-    """Every one of ``TAIL_CALLS`` calls timed; the GC on (``collect``) or off."""
+def _acknowledge_without_reading(engine: Any) -> None:
+    """``--journal-only``: each worker acknowledges what was committed without reading or
+    delivering it, so the figures are the hot path's, the committer's and the loop's."""
+
+    async def send(lane: Any) -> None:
+        after = lane.run.committed
+        if after > lane.cursor:
+            lane.cursor = after
+            engine.acknowledged(lane.run, "null", after)
+
+    for worker in engine.workers.values():
+        worker._send = send
+
+
+def _calibrate_work(us: float) -> int:
+    """Iterations of :func:`_work` that take about ``us`` microseconds here."""
+    iterations = 10_000
+    start = time.perf_counter()
+    _work(iterations)
+    return max(1, int(iterations * us / 1e6 / (time.perf_counter() - start)))
+
+
+def _work(iterations: int) -> None:
+    """A training step's own Python work: holds the interpreter lock, allocates nothing."""
+    for _ in range(iterations):
+        pass
+
+
+def bench_tail(
+    data_dir: str, overhead: float, collect: bool, attribute: bool, journal_only: bool = False,
+    calls: int = TAIL_CALLS, work: int = 0,
+) -> dict[str, Any]:
+    """Every one of ``calls`` calls timed; the GC on (``collect``) or off. With ``work``,
+    each call follows ``work`` iterations of :func:`_work` and the whole step is timed."""
     clock = time.perf_counter_ns
-    laps = [0] * TAIL_CALLS
+    laps = [0] * calls
     pauses: list[tuple[int, int]] = []
     by_thread = [0, 0]  # collections in the caller's thread, in others
     caller = threading.get_ident()
@@ -278,6 +330,8 @@ def bench_tail(data_dir: str, overhead: float, collect: bool, attribute: bool) -
         tracker.flush()
         if attribution is not None:
             attribution.instrument(tracker._engine)
+        if journal_only:
+            _acknowledge_without_reading(tracker._engine)
         log = tracker.log_metrics
         gc.collect()
         before = [stat["collections"] for stat in gc.get_stats()]
@@ -287,8 +341,10 @@ def bench_tail(data_dir: str, overhead: float, collect: bool, attribute: bool) -
         if not collect:
             gc.disable()
         try:
-            for step in range(1, TAIL_CALLS + 1):
+            for step in range(1, calls + 1):
                 start = clock()
+                if work:
+                    _work(work)
                 log(run, METRICS, step)
                 lap = clock() - start
                 laps[step - 1] = lap
@@ -317,20 +373,28 @@ def bench_tail(data_dir: str, overhead: float, collect: bool, attribute: bool) -
             "causes": causes, "commits": attribution.commits if attribution else []}
 
 
-def main_tail(overhead: float, attribute: bool = False, heap: int = 0) -> None:
+def main_tail(
+    overhead: float, attribute: bool = False, heap: int = 0, journal_only: bool = False,
+    calls: int = TAIL_CALLS, step_us: float = 0,
+) -> None:
     load = os.getloadavg()
     held = _heap(heap)
-    print(f"Tracker.log_metrics (offline tracker), 5 floats, {TAIL_CALLS:,} calls each timed; "
+    work = _calibrate_work(step_us) if step_us else 0
+    what = "journal only, nothing delivered" if journal_only else "offline tracker"
+    timed = (f"steps of ~{step_us:g} us of Python work + one call, each step timed"
+             if work else "calls each timed")
+    print(f"Tracker.log_metrics ({what}), 5 floats, {calls:,} {timed}; "
           f"{heap:,} extra tracked objects on the heap; load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; switch interval "
-          f"{sys.getswitchinterval() * 1e3:g} ms")
+          f"{sys.getswitchinterval() * 1e3:g} ms; committer GIL slice "
+          f"{_journal.GIL_SLICE * 1e3:g} ms")
     print("| GC | p50 | p99 | p99.9 | max | calls > 1 ms | calls > 5 ms "
           "| collections gen0/1/2 | of which in the caller's thread |")
     print("|---|---|---|---|---|---|---|---|---|")
     results = []
     for collect in (True, False):
         with tempfile.TemporaryDirectory() as data_dir:
-            r = bench_tail(data_dir, overhead, collect, attribute)
+            r = bench_tail(data_dir, overhead, collect, attribute, journal_only, calls, work)
         results.append((collect, r))
         print(f"| {'on' if collect else 'off (control)'} | {r['p50']:.2f} us | {r['p99']:.2f} us "
               f"| {r['p99.9']:.2f} us | {r['max']:.0f} us | {r['over_1ms']} | {r['over_5ms']} "
@@ -348,11 +412,14 @@ def main_tail(overhead: float, attribute: bool = False, heap: int = 0) -> None:
             print(f"| {'on' if collect else 'off'} | {cause} | {len(laps)} "
                   f"| {sum(lap > LONG_NS for lap in laps)} | {max(laps) / 1e6:.1f} ms |")
     for collect, r in results:
-        walls = sorted(end - start for start, end, _ in r["commits"])
-        cpus = sorted(used for _, _, used in r["commits"])
+        walls = sorted(end - start for start, end, _, _ in r["commits"])
+        cpus = sorted(used for _, _, used, _ in r["commits"])
+        sizes = sorted(records for _, _, _, records in r["commits"] if records) or [0]
         if walls:
-            print(f"GC {'on' if collect else 'off'}: {len(walls)} journal commits, wall "
-                  f"median {walls[len(walls) // 2] / 1e6:.2f} ms max {walls[-1] / 1e6:.2f} ms; "
+            print(f"GC {'on' if collect else 'off'}: {len(walls)} journal commits ("
+                  f"{len(sizes)} with records: median {sizes[len(sizes) // 2]:,}, p90 "
+                  f"{sizes[len(sizes) * 9 // 10]:,}, max {sizes[-1]:,}); wall median "
+                  f"{walls[len(walls) // 2] / 1e6:.2f} ms max {walls[-1] / 1e6:.2f} ms; "
                   f"committer CPU median {cpus[len(cpus) // 2] / 1e6:.2f} ms "
                   f"max {cpus[-1] / 1e6:.2f} ms")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -367,10 +434,30 @@ def main() -> None:
     parser.add_argument("--heap", type=int, default=0, metavar="N",
                         help="hold N extra tracked objects during the tail (a framework's heap: "
                              "what a full collection walks)")
+    parser.add_argument("--journal-only", action="store_true",
+                        help="the tracker acknowledges without reading or delivering: the "
+                             "hot path's, the committer's and the loop's figures alone")
+    parser.add_argument("--calls", type=int, default=TAIL_CALLS,
+                        help=f"calls in the tail (default {TAIL_CALLS:,})")
+    parser.add_argument("--step-us", type=float, default=0, metavar="US",
+                        help="pace the tail like a training loop: before each call, about US "
+                             "microseconds of Python work holding the interpreter lock; the "
+                             "whole step is timed (a pause anywhere in it counts)")
+    parser.add_argument("--switch-interval", type=float, metavar="MS",
+                        help="sys.setswitchinterval for the run (CPython's default: 5 ms), the "
+                             "application's knob: how long a thread waits for the interpreter "
+                             "lock before it makes the holder let go")
+    parser.add_argument("--gil-slice", type=float, metavar="MS",
+                        help="set the committer's trackmux._journal.GIL_SLICE (0: never yield)")
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval / 1e3)
+    if args.gil_slice is not None:
+        _journal.GIL_SLICE = args.gil_slice / 1e3 if args.gil_slice else float("inf")
     overhead = _timer_cost()
     if args.tail:
-        main_tail(overhead, args.attribute, args.heap)
+        main_tail(overhead, args.attribute, args.heap, args.journal_only, args.calls,
+                  args.step_us)
         return
     with tempfile.TemporaryDirectory() as data_dir:
         each_sync = bench_sync_each(data_dir, overhead)

@@ -89,6 +89,12 @@ Record = tuple[int, int, float, dict[str, Any]]
 #: encode, and too few young objects to matter to the cyclic GC. Readers take any size.
 FRAME_RECORDS = 512
 
+#: Seconds of encoding after which :meth:`RunJournal.append` offers the interpreter lock
+#: to other threads before its next frame (``time.sleep(0)``): a thread kept waiting for it
+#: (the training loop) takes it then, so a large commit (a backlog after a slow disk) holds
+#: the lock in slices of about this much rather than for its whole length.
+GIL_SLICE = 0.002
+
 #: Entries per record in what :meth:`RunJournal.append` takes: step, timestamp, values.
 RECORD_FIELDS = 3
 
@@ -413,8 +419,8 @@ class RunJournal:
         ``fields`` holds the records flat, :data:`RECORD_FIELDS` entries each: ``[step,
         timestamp, values, step, ...]`` (the engine's buffer, which so holds no object per
         record). ``first_seq`` must be :attr:`record_count`. Each frame's record tuples
-        exist only while that frame is encoded; between frames, SQLite's insert lets other
-        threads take the interpreter lock.
+        exist only while that frame is encoded, and every :data:`GIL_SLICE` the interpreter
+        lock is offered to other threads between frames.
 
         Only the thread holding the engine's write lock calls this.
         """
@@ -427,9 +433,14 @@ class RunJournal:
                 f"run {self.run_id!r}: records must continue at seq {self.record_count}, "
                 f"got {first_seq}"
             )
+        clock = time.perf_counter
         db.execute("BEGIN IMMEDIATE")
         try:
+            sliced = clock()
             for start in range(0, count, FRAME_RECORDS):
+                if clock() - sliced > GIL_SLICE:
+                    time.sleep(0)  # the interpreter lock goes to a thread waiting for it
+                    sliced = clock()
                 db.execute(
                     "INSERT INTO frames VALUES (?, ?, ?, ?)",
                     _encode_frame(first_seq, fields, start, min(count, start + FRAME_RECORDS)),
