@@ -1,19 +1,27 @@
 """trackmux beside the official ``wandb`` SDK and MLflow, on this machine, in one run.
 
-One command::
+One command makes the figures of bench/RESULTS.md and README.md's Performance table::
 
-    python bench/compare.py [--steps 100000] [--quick] [--out FILE] [--json FILE]
+    python bench/compare.py --load 0,2 --save
 
-(results and the profile of the misses: ``bench/RESULTS.md``)
+(an idle run, then one beside 2 CPU-burning processes; ``--quick``, ``--skip-mlflow`` and
+``--skip-sdk-online`` shorten a run while developing; ``--out FILE``, ``--json FILE`` keep its
+tables or raw figures.) It measures, each library in fresh subprocesses:
 
-measures, each library in fresh subprocesses:
-
+* the total CPU per record: N ``log_metrics`` calls with 5 floats then ``flush()``, the
+  process's CPU time (every thread) divided by N (``bench/total_cost.py``'s ``run``); for
+  wandb offline, N ``run.log`` calls then ``run.finish()`` likewise, and the ``wandb-core``
+  process's CPU over the same span (from ``/proc``);
 * the cost of one ``log_metrics`` call with 5 floats (median and p99 of the mean per call
   over batches of 100 calls): ``Tracker.log_metrics`` (offline tracker),
   ``wandb`` ``run.log({...}, step=i)`` (offline), ``mlflow.log_metrics({...}, step=i)``
   synchronous and ``synchronous=False`` (MLflow's asynchronous logging), MLflow on a local
   SQLite store and on a local file store;
-* ``import`` time in a fresh process (median of several);
+* the tail: every call timed on its own, p50/p99/p99.9/max and the calls over 1 and 5 ms
+  (``bench/hot_path.py``'s ``bench_tail``, GC on and off; the same loop without trackmux for
+  the machine's own pauses; wandb's ``run.log`` timed the same way);
+* ``import trackmux``, ``trackmux --help`` and ``python -c pass`` (``bench/import_time.py``,
+  median of 20 fresh processes), ``import wandb`` and ``import mlflow`` (median of 7);
 * peak RSS (``ru_maxrss``) of a process that logs ``--steps`` steps, and the wall time from
   the first log until everything is flushed and the run finished (``Tracker.disconnect()``,
   ``run.finish()``, ``flush_async_logging()`` + ``end_run()``); for wandb, the user process
@@ -23,8 +31,13 @@ measures, each library in fresh subprocesses:
   SDK (online, ``WANDB_BASE_URL``) against the same ``FakeWandB`` on 127.0.0.1;
 * the engine's journal throughput: rows per second from the first ``log_metrics`` until
   the journal holds them (and until a tracker that acknowledges instantly did), median of
-  5; and the committer alone (encode + append);
-* and checks the issue-6 targets.
+  5; and the committer alone (encode + append).
+
+``--load N`` runs N CPU-burning processes for the whole run (killed at its end, however it
+ends) and says so in the report's first line, with the load average. ``bench/compare_report.py``
+renders the tables and the targets' verdicts (issues 6 and 15) from the raw figures;
+``--save`` keeps them in ``bench/results.json`` and rewrites the generated blocks of README.md
+and bench/RESULTS.md.
 
 ``wandb`` and ``mlflow`` are never trackmux dependencies: they are installed into a virtual
 environment of this benchmark's own, ``bench/.venv-compare`` (gitignored; reused while it
@@ -39,11 +52,14 @@ standard library at module level, so it runs in either interpreter.
 from __future__ import annotations
 
 import argparse
+import datetime
+import inspect
 import json
 import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -51,6 +67,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import compare_report
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -222,6 +240,7 @@ def worker_run(lib: str, steps: int) -> dict[str, Any]:
         rss_before = rss_now_kb()
         log = session.log
         children_before = _cpu(resource.RUSAGE_CHILDREN)
+        core_before = descendants_cpu()
         cpu_start = time.process_time()
         start = time.perf_counter()
         for i in range(steps):
@@ -230,6 +249,7 @@ def worker_run(lib: str, steps: int) -> dict[str, Any]:
         session.close()
         finished = time.perf_counter()
         cpu = time.process_time() - cpu_start
+        core_cpu = descendants_cpu() - core_before
         peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rss_now_kb(), rss_before)
         session.after_close()
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -246,12 +266,147 @@ def worker_run(lib: str, steps: int) -> dict[str, Any]:
         "rss_before_kb": rss_before,
         "children_peak_rss_kb": children,
         "children_cpu": children_cpu,
+        "core_cpu": core_cpu,
     }
 
 
 def _cpu(who: int) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
+
+
+def _proc_stat(pid: str) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds of the process and its reaped children) from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+    except OSError:  # gone, or not Linux
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[1]), sum(int(f) for f in fields[11:15]) / ticks
+
+
+def descendants_cpu() -> float:
+    """CPU seconds used so far by this process's live descendants (wandb-core, for wandb).
+
+    Read from ``/proc`` while they run, so it can be taken before and after a span (the
+    ``RUSAGE_CHILDREN`` figure only counts children once reaped, their whole life).
+    """
+    stats = {pid: _proc_stat(pid) for pid in os.listdir("/proc") if pid.isdigit()}
+    children: dict[int, list[int]] = {}
+    for pid, stat in stats.items():
+        if stat is not None:
+            children.setdefault(stat[0], []).append(int(pid))
+    total, todo = 0.0, list(children.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        stat = stats.get(str(pid))
+        total += stat[1] if stat else 0.0
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def tail_stats(laps_ns: list[int], overhead_ns: float) -> dict[str, Any]:
+    """p50/p99/p99.9/max in µs and the calls over 1 and 5 ms, as ``hot_path.bench_tail``."""
+    ordered = sorted(laps_ns)
+
+    def at(q: float) -> float:
+        return (ordered[min(len(ordered) - 1, int(len(ordered) * q))] - overhead_ns) / 1e3
+
+    return {
+        "calls": len(ordered),
+        "p50": at(0.5),
+        "p99": at(0.99),
+        "p99.9": at(0.999),
+        "max": (ordered[-1] - overhead_ns) / 1e3,
+        "over_1ms": sum(lap > 1_000_000 for lap in ordered),
+        "over_5ms": sum(lap > 5_000_000 for lap in ordered),
+    }
+
+
+def timer_cost_ns() -> float:
+    """The median cost of one ``perf_counter_ns`` pair, subtracted from every lap."""
+    clock = time.perf_counter_ns
+    laps = []
+    for _ in range(100_000):
+        start = clock()
+        laps.append(clock() - start)
+    return statistics.median(laps)
+
+
+#: What the tables use of ``hot_path.bench_tail``'s figures (p50...max in µs).
+TAIL_FIGURES = ("p50", "p99", "p99.9", "max", "over_1ms", "over_5ms", "collections")
+
+
+def worker_tail(lib: str, calls: int) -> dict[str, Any]:
+    """Every call timed on its own: trackmux (GC on, off) and a floor loop, or wandb.
+
+    trackmux's runs are ``bench/hot_path.py``'s ``bench_tail``; wandb's are the same loop
+    around ``run.log`` (hot_path imports trackmux, which the wandb venv lacks).
+    """
+    if lib == "trackmux":
+        sys.path.insert(0, str(HERE))
+        import hot_path
+
+        hot_path.TAIL_CALLS = calls
+        overhead = hot_path._timer_cost()
+        # no per-pause attribution (it instruments the engine) where hot_path offers it
+        parameters = inspect.signature(hot_path.bench_tail).parameters
+        options = {"attribute": False} if "attribute" in parameters else {}
+        out: dict[str, Any] = {}
+        for key, collect in (("trackmux_gc", True), ("trackmux_nogc", False)):
+            with tempfile.TemporaryDirectory() as data_dir:
+                figures = hot_path.bench_tail(data_dir, overhead, collect, **options)
+            out[key] = {name: figures[name] for name in TAIL_FIGURES} | {"calls": calls}
+        out["floor"] = _floor_tail(calls, overhead * 1e9)
+        return out
+    overhead_ns = timer_cost_ns()
+    workdir = tempfile.mkdtemp(prefix="trackmux-compare-")
+    try:
+        session = _Session(lib, workdir)
+        log = session.log
+        clock = time.perf_counter_ns
+        laps = [0] * calls
+        for i in range(calls):
+            start = clock()
+            log(i)
+            laps[i] = clock() - start
+        session.close()
+        session.after_close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return tail_stats(laps, overhead_ns)
+
+
+def _floor_tail(calls: int, overhead_ns: float) -> dict[str, Any]:
+    """The tail loop around a call that appends to a list: the machine's own pauses."""
+    kept: list[object] = []
+
+    def log(run: str, values: dict[str, float], step: int) -> None:
+        kept.append((step, values))
+        if len(kept) > 10_000:
+            kept.clear()
+
+    clock = time.perf_counter_ns
+    laps = [0] * calls
+    for step in range(calls):
+        start = clock()
+        log("run", ROWS[step % 1000], step)
+        laps[step] = clock() - start
+    return tail_stats(laps, overhead_ns)
+
+
+def worker_total(records: int, repeats: int) -> dict[str, Any]:
+    """``bench/total_cost.py``'s measure, ``repeats`` times: process and caller CPU seconds."""
+    sys.path.insert(0, str(HERE))
+    import total_cost
+
+    results = [total_cost.run(records) for _ in range(repeats)]
+    return {
+        "records": records,
+        "cpu": [cpu for cpu, _ in results],
+        "own": [own for _, own in results],
+    }
 
 
 def worker_journal(rows: int) -> dict[str, Any]:
@@ -427,6 +582,7 @@ def run_worker(argv: list[str]) -> None:
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--budget", type=float, default=3.0)
     parser.add_argument("--max-samples", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--base-url", default="")
     parser.add_argument("--api-key", default="")
     parser.add_argument("--result", required=True)
@@ -435,6 +591,10 @@ def run_worker(argv: list[str]) -> None:
         result = worker_hot(args.lib, args.budget, args.max_samples)
     elif args.worker == "run":
         result = worker_run(args.lib, args.steps)
+    elif args.worker == "total":
+        result = worker_total(args.steps, args.repeats)
+    elif args.worker == "tail":
+        result = worker_tail(args.lib, args.steps)
     elif args.worker == "journal":
         result = worker_journal(args.steps)
     elif args.worker == "wire":
@@ -570,67 +730,100 @@ def sdk_online_wire(python: Path, rows: int) -> dict[str, Any]:
         shutil.rmtree(marker.parent, ignore_errors=True)
 
 
-def fmt_us(seconds: float) -> str:
-    us = seconds * 1e6
-    return f"{us:,.1f} µs" if us < 1000 else f"{us / 1000:,.2f} ms"
+#: A CPU-burning process for ``--load``: it spins until killed, or until its parent (the
+#: pid it is given: it may be gone before the burner starts) is gone, so a driver killed
+#: with SIGKILL does not leave it spinning.
+BURNER = (
+    "import os, sys\n"
+    "parent = int(sys.argv[1])\n"
+    "while os.getppid() == parent:\n"
+    "    for _ in range(1_000_000):\n"
+    "        pass\n"
+)
 
 
-def fmt_ratio(theirs: float, ours: float) -> str:
-    if not ours:
-        return "-"
-    ratio = theirs / ours
-    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+class Burners:
+    """``count`` CPU-burning processes for the length of a ``with`` block (``--load N``).
+
+    They are killed when the block ends, however it ends (an exception, Ctrl-C, or SIGTERM,
+    which the driver turns into ``SystemExit``); their CPU time is read just before.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.cpu_s = 0.0
+
+    def __enter__(self) -> Burners:
+        for _ in range(self.count):
+            command = [sys.executable, "-c", BURNER, str(os.getpid())]
+            self.processes.append(subprocess.Popen(command))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self.processes:
+            stat = _proc_stat(str(process.pid))
+            self.cpu_s += stat[1] if stat else 0.0
+            process.kill()
+        for process in self.processes:
+            process.wait()
+        self.processes.clear()
 
 
-def fmt_mb(kb: int) -> str:
-    return f"{kb / 1024:,.0f} MB"
+class LoadWatch:
+    """The load average at start and end, and the highest 1-minute figure in between."""
+
+    def __init__(self) -> None:
+        self.start = list(os.getloadavg())
+        self.max1 = self.start[0]
+
+    def sample(self) -> None:
+        self.max1 = max(self.max1, os.getloadavg()[0])
+
+    def figures(self) -> dict[str, Any]:
+        self.sample()
+        return {"start": self.start, "end": list(os.getloadavg()), "max1": self.max1}
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=100_000,
-        help="steps for the RSS / wall-time / wire / journal runs (100,000)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="shorter timing budgets, fewer import repeats, 20,000 steps",
-    )
-    parser.add_argument(
-        "--slow-steps",
-        type=int,
-        default=2_000,
-        help="steps for the MLflow runs, whose calls take milliseconds (and "
-        "whose asynchronous queue drains at ~100 steps/s on SQLite): "
-        "100,000 of them would take from minutes to hours (default 2,000)",
-    )
-    parser.add_argument(
-        "--wire-steps", type=int, default=10_000, help="rows for the W&B wire runs (default 10,000)"
-    )
-    parser.add_argument(
-        "--skip-sdk-online",
-        action="store_true",
-        help="do not try the official SDK against FakeWandB",
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=None,
-        help="also write the raw measurements (JSON) to this file",
-    )
-    parser.add_argument(
-        "--out", type=Path, default=None, help="also write the report (markdown) to this file"
-    )
-    args = parser.parse_args(argv)
-    steps = 20_000 if args.quick and args.steps == 100_000 else args.steps
+def trackmux_script() -> list[str]:
+    """``trackmux`` as installed beside this interpreter (what a user runs)."""
+    script = Path(sys.executable).with_name("trackmux")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("trackmux")
+    return [found] if found else [sys.executable, "-m", "trackmux._cli"]
+
+
+def startup_times(runs: int) -> dict[str, Any]:
+    """``bench/import_time.py``'s measures: import trackmux, ``trackmux --help``, bare Python."""
+    sys.path.insert(0, str(HERE))
+    import import_time as startup
+
+    wall, cpu = startup.import_times(runs)
+    return {
+        "runs": runs,
+        "import_wall": wall,
+        "import_cpu": cpu,
+        "help": startup.wall_times([*trackmux_script(), "--help"], runs),
+        "bare": startup.wall_times([sys.executable, "-c", "pass"], runs),
+    }
+
+
+def measure(args: argparse.Namespace, watch: LoadWatch) -> dict[str, Any]:
+    """Every figure of one run (raw, JSON-ready); ``compare_report`` renders them."""
+    quick = args.quick
+    steps = 20_000 if quick and args.steps == 100_000 else args.steps
     slow_steps = min(steps, args.slow_steps)
     wire_steps = min(steps, args.wire_steps)
-    budget, max_samples, repeats = (1.0, 200, 3) if args.quick else (3.0, 500, 7)
-    began = time.perf_counter()
-    load_start = os.getloadavg()
+    tail_calls = 200_000 if quick and args.tail_calls == 1_000_000 else args.tail_calls
+    wandb_tail = min(tail_calls, 5_000 if quick else args.wandb_tail_calls)
+    budget, max_samples, repeats = (1.0, 200, 3) if quick else (3.0, 500, 7)
+    startup_runs = 7 if quick else 20
+    mlflow = not args.skip_mlflow
+
+    def phase(message: str) -> None:
+        watch.sample()
+        say(message)
 
     other = venv_python()
     versions = json.loads(
@@ -650,299 +843,227 @@ def main(argv: list[str]) -> None:
 
     versions["trackmux"] = importlib.metadata.version("trackmux")
 
-    libs = {
-        "trackmux": sys.executable,
-        "wandb": other,
-        "mlflow-sqlite-sync": other,
-        "mlflow-sqlite-async": other,
-        "mlflow-file-sync": other,
-        "mlflow-file-async": other,
-    }
+    libs = {"trackmux": sys.executable, "wandb": other}
+    if mlflow:
+        libs.update({lib: other for lib in SLOW})
 
     hot: dict[str, dict[str, Any]] = {}
     for lib, python in libs.items():
-        say(f"log_metrics cost: {lib}")
+        phase(f"log_metrics cost: {lib}")
         hot[lib] = worker(python, "hot", lib=lib, budget=budget, max_samples=max_samples)
 
-    say("import times")
-    imports = {
-        "trackmux": import_time(sys.executable, "trackmux", repeats),
-        "wandb": import_time(other, "wandb", repeats),
-        "mlflow": import_time(other, "mlflow", repeats),
-    }
+    phase(f"total CPU per record: trackmux, {steps:,} records x {repeats // 2 + 1}")
+    total = worker(sys.executable, "total", steps=steps, repeats=repeats // 2 + 1)
+
+    phase(f"tail: trackmux, {tail_calls:,} calls each timed (GC on, off, floor)")
+    tail = worker(sys.executable, "tail", lib="trackmux", steps=tail_calls)
+    phase(f"tail: wandb, {wandb_tail:,} calls each timed")
+    tail["wandb"] = worker(other, "tail", lib="wandb", steps=wandb_tail)
+
+    phase(f"import trackmux, trackmux --help: {startup_runs} fresh processes each")
+    started = startup_times(startup_runs)
+    phase("import wandb, mlflow")
+    imports = {"wandb": import_time(other, "wandb", repeats)}
+    if mlflow:
+        imports["mlflow"] = import_time(other, "mlflow", repeats)
 
     runs: dict[str, dict[str, Any]] = {}
-    for lib in (
-        "trackmux",
-        "wandb",
-        "mlflow-sqlite-async",
-        "mlflow-file-async",
-        "mlflow-sqlite-sync",
-        "mlflow-file-sync",
-    ):
+    order = ["trackmux", "wandb"] + (
+        ["mlflow-sqlite-async", "mlflow-file-async", "mlflow-sqlite-sync", "mlflow-file-sync"]
+        if mlflow
+        else []
+    )
+    for lib in order:
         n = slow_steps if lib in SLOW else steps
-        say(f"{n:,} steps: {lib}")
+        phase(f"{n:,} steps: {lib}")
         runs[lib] = worker(libs[lib], "run", lib=lib, steps=n)
 
-    say("journal throughput")
+    phase("journal throughput")
     journal = worker(sys.executable, "journal", steps=max(steps, 100_000))
-    say("W&B wire (trackmux plugin vs FakeWandB)")
+    phase("W&B wire (trackmux plugin vs FakeWandB)")
     wire = worker(sys.executable, "wire", steps=wire_steps)
     sdk_wire: dict[str, Any] | None = None
     if not args.skip_sdk_online:
-        say("W&B wire: official SDK online against FakeWandB")
+        phase("W&B wire: official SDK online against FakeWandB")
         sdk_wire = sdk_online_wire(other, wire_steps)
-    load_end = os.getloadavg()
-    total = time.perf_counter() - began
-    if args.json:
-        raw = {
-            "steps": steps,
-            "versions": versions,
-            "hot": hot,
-            "imports": imports,
-            "runs": runs,
-            "journal": journal,
-            "wire": wire,
-            "sdk_wire": sdk_wire,
-            "load_start": load_start,
-            "load_end": load_end,
-            "total": total,
+    return {
+        "steps": steps,
+        "batch": BATCH,
+        "import_repeats": repeats,
+        "versions": versions,
+        "hot": hot,
+        "total_cpu": total,
+        "tail": tail,
+        "startup": started,
+        "imports": imports,
+        "runs": runs,
+        "journal": journal,
+        "wire": wire,
+        "sdk_wire": sdk_wire,
+    }
+
+
+def load_list(text: str) -> list[int]:
+    """``--load``'s value, ``2`` or ``0,2``: CPU burners per run (one idle, one loaded at most)."""
+    try:
+        loads = [int(part) for part in text.split(",")]
+    except ValueError:
+        loads = []
+    if not loads or any(n < 0 for n in loads):
+        raise argparse.ArgumentTypeError(
+            f"--load takes a count of processes or a comma-separated list of them "
+            f"(0 = idle), got {text!r}"
+        )
+    if sum(1 for n in loads if n == 0) > 1 or sum(1 for n in loads if n > 0) > 1:
+        raise argparse.ArgumentTypeError(
+            f"--load: at most one idle (0) and one loaded run, got {text!r}"
+        )
+    return loads
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="The two runs of bench/RESULTS.md and the README table, in one command: "
+        "`python bench/compare.py --load 0,2 --save`.",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=100_000,
+        help="steps for the RSS / wall-time / total-CPU / wire / journal runs (100,000)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="shorter timing budgets, fewer repeats, 20,000 steps, 200,000 tail calls",
+    )
+    parser.add_argument(
+        "--slow-steps",
+        type=int,
+        default=2_000,
+        help="steps for the MLflow runs, whose calls take milliseconds (and "
+        "whose asynchronous queue drains at ~100 steps/s on SQLite): "
+        "100,000 of them would take from minutes to hours (default 2,000)",
+    )
+    parser.add_argument(
+        "--wire-steps", type=int, default=10_000, help="rows for the W&B wire runs (default 10,000)"
+    )
+    parser.add_argument(
+        "--tail-calls",
+        type=int,
+        default=1_000_000,
+        help="trackmux calls each timed for the tail (default 1,000,000)",
+    )
+    parser.add_argument(
+        "--wandb-tail-calls",
+        type=int,
+        default=20_000,
+        help="wandb run.log calls each timed for the tail (default 20,000: ~100x dearer each)",
+    )
+    parser.add_argument(
+        "--load",
+        type=load_list,
+        default=[0],
+        metavar="N[,N...]",
+        help="run N CPU-burning processes beside the whole run (a loaded machine; killed at "
+        "the end); a list runs once per N, in order: '--load 0,2 --save' makes and stores "
+        "the idle and the loaded run in one command (default 0)",
+    )
+    parser.add_argument(
+        "--skip-sdk-online",
+        action="store_true",
+        help="do not try the official SDK against FakeWandB",
+    )
+    parser.add_argument(
+        "--skip-mlflow",
+        action="store_true",
+        help="leave MLflow out (faster while developing; its targets then read 'missed')",
+    )
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="store the run in bench/results.json (as 'idle', or 'loaded' with --load) and "
+        "rewrite the generated blocks of README.md and bench/RESULTS.md from that file",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the raw measurements (JSON) to this file",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="also write the report (markdown) to this file"
+    )
+    return parser.parse_args(argv)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through Burners.__exit__
+
+
+def run_command(argv: list[str], load: int) -> str:
+    """The command that repeats one run: ``argv`` for that ``load``, output paths left out."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--load", "--json", "--out"):
+            skip = True
+        elif not arg.startswith(("--load=", "--json=", "--out=")):
+            kept.append(arg)
+    return " ".join(["python bench/compare.py", *([f"--load {load}"] if load else []), *kept])
+
+
+def one_run(args: argparse.Namespace, argv: list[str], load: int) -> dict[str, Any]:
+    """Measure once with ``load`` CPU burners beside the benchmark; the raw figures."""
+    began = time.perf_counter()
+    watch = LoadWatch()
+    with Burners(load) as burners:
+        if load:
+            say(f"--load {load}: {load} CPU-burning processes run until this run ends")
+        raw = measure(args, watch)
+    raw.update(
+        {
+            "command": run_command(argv, load),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "platform": {
+                "python": f"{platform.python_implementation()} {platform.python_version()}",
+                "cores": os.cpu_count(),
+                "machine": platform.machine(),
+            },
+            "loadavg": watch.figures(),
+            "burners": {"count": load, "cpu_s": burners.cpu_s},
+            "total": time.perf_counter() - began,
         }
-        args.json.write_text(json.dumps(raw, indent=1))
-
-    report = render(
-        args,
-        steps,
-        versions,
-        hot,
-        imports,
-        runs,
-        journal,
-        wire,
-        sdk_wire,
-        load_start,
-        load_end,
-        total,
     )
-    print(report)
+    return raw
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    raws: dict[str, dict[str, Any]] = {}
+    reports = []
+    for load in args.load:
+        mode = "loaded" if load else "idle"
+        raw = raws[mode] = one_run(args, argv, load)
+        reports.append(compare_report.render_run(raw))
+        print(reports[-1], flush=True)
+        if args.save:
+            compare_report.store(mode, raw)
+            changed = compare_report.write_all(compare_report.load_results())
+            say(
+                f"stored the {mode} run in bench/results.json; rewrote "
+                + (", ".join(str(p.relative_to(ROOT)) for p in changed) or "nothing")
+            )
+    if args.json:
+        one = len(raws) == 1
+        args.json.write_text(json.dumps(next(iter(raws.values())) if one else raws, indent=1))
     if args.out:
-        args.out.write_text(report)
+        args.out.write_text("\n".join(reports))
         say(f"wrote {args.out}")
-
-
-def render(
-    args: Any,
-    steps: int,
-    versions: dict[str, str],
-    hot: dict[str, dict[str, Any]],
-    imports: dict[str, float],
-    runs: dict[str, dict[str, Any]],
-    journal: dict[str, Any],
-    wire: dict[str, Any],
-    sdk_wire: dict[str, Any] | None,
-    load_start: tuple[float, ...],
-    load_end: tuple[float, ...],
-    total: float,
-) -> str:
-    labels = {
-        "trackmux": "trackmux `Tracker.log_metrics` (offline tracker)",
-        "wandb": "wandb `run.log` (offline)",
-        "mlflow-sqlite-sync": "mlflow `log_metrics` sync, sqlite store",
-        "mlflow-file-sync": "mlflow `log_metrics` sync, file store",
-        "mlflow-sqlite-async": "mlflow `log_metrics(synchronous=False)`, sqlite store",
-        "mlflow-file-async": "mlflow `log_metrics(synchronous=False)`, file store",
-    }
-    ours = hot["trackmux"]
-    lines = []
-    add = lines.append
-    command = (
-        "python bench/compare.py"
-        + (" --quick" if args.quick else "")
-        + (f" --steps {args.steps}" if args.steps != 100_000 else "")
-    )
-    add(
-        f"Command: `{command}` — {platform.python_implementation()} "
-        f"{platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}; "
-        f"trackmux {versions['trackmux']}, wandb {versions['wandb']}, "
-        f"mlflow {versions['mlflow']}. Load average (1/5/15 min) at start "
-        f"{load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, at end "
-        f"{load_end[0]:.2f}/{load_end[1]:.2f}/{load_end[2]:.2f}; took {total:.0f} s."
-    )
-    add("")
-    add("### Cost of one `log_metrics` call, 5 floats")
-    add("")
-    add(
-        f"Mean per call over batches of {BATCH} calls, in a fresh process per library; "
-        '"trackmux is Nx cheaper" = their median / trackmux\'s median (p99 likewise).'
-    )
-    add("")
-    add("| library / call | median | p99 | trackmux cheaper by (median) | (p99) | calls timed |")
-    add("|---|---|---|---|---|---|")
-    for lib, r in hot.items():
-        ratio = "-" if lib == "trackmux" else fmt_ratio(r["median"], ours["median"])
-        ratio99 = "-" if lib == "trackmux" else fmt_ratio(r["p99"], ours["p99"])
-        add(
-            f"| {labels[lib]} | {fmt_us(r['median'])} | {fmt_us(r['p99'])} | {ratio} "
-            f"| {ratio99} | {r['calls']:,} |"
-        )
-    add("")
-    add("### Import time (fresh process, median)")
-    add("")
-    add("| module | import time | trackmux faster by |")
-    add("|---|---|---|")
-    for module, seconds in imports.items():
-        ratio = "-" if module == "trackmux" else fmt_ratio(seconds, imports["trackmux"])
-        add(f"| `import {module}` | {seconds * 1e3:,.0f} ms | {ratio} |")
-    add("")
-    add(f"### A run of {steps:,} steps: peak RSS, and time until flushed and finished")
-    add("")
-    add(
-        "Peak RSS is `ru_maxrss` of the logging process (imports and run setup included). "
-        "The wall time runs from the first log call until the run is finished and everything "
-        "is written (trackmux: `Tracker.disconnect()`, which finishes the run and waits until "
-        "the offline tracker stored every row; wandb: `run.finish()`; MLflow: "
-        "`flush_async_logging()` + `end_run()`). CPU is the logging process's user+system "
-        "time over the same span. **wandb's RSS and CPU are the user process only: the "
-        "`wandb-core` service is a separate process**, shown in its own column (its peak RSS "
-        "and CPU, read through `RUSAGE_CHILDREN` after `wandb.teardown()`). MLflow modes whose "
-        "calls take milliseconds log fewer steps (`--slow-steps`); their ratios compare "
-        "per-step times."
-    )
-    add("")
-    add(
-        "| library | steps | peak RSS | RSS before logging | separate process "
-        "| log loop | first log → finished | CPU | steps/s | trackmux faster by |"
-    )
-    add("|---|---|---|---|---|---|---|---|---|---|")
-    base = runs["trackmux"]
-    names = {
-        "trackmux": "trackmux (offline tracker)",
-        "wandb": "wandb (offline)",
-        "mlflow-sqlite-sync": "mlflow sync, sqlite",
-        "mlflow-file-sync": "mlflow sync, file",
-        "mlflow-sqlite-async": "mlflow async, sqlite",
-        "mlflow-file-async": "mlflow async, file",
-    }
-    for lib, r in runs.items():
-        other = (
-            f"wandb-core: {fmt_mb(r['children_peak_rss_kb'])}, {r['children_cpu']:.1f} s CPU"
-            if lib == "wandb"
-            else "-"
-        )
-        per_step_ours = base["wall"] / base["steps"]
-        per_step = r["wall"] / r["steps"]
-        ratio = "-" if lib == "trackmux" else fmt_ratio(per_step, per_step_ours)
-        add(
-            f"| {names[lib]} | {r['steps']:,} | {fmt_mb(r['peak_rss_kb'])} "
-            f"| {fmt_mb(r['rss_before_kb'])} | {other} | {r['log_loop']:.2f} s "
-            f"| {r['wall']:.2f} s | {r['cpu']:.2f} s | {r['steps'] / r['wall']:,.0f} | {ratio} |"
-        )
-    add("")
-    add("### The journal: rows per second")
-    add("")
-    add(
-        f"Median of {journal['repeats']} runs in one process (journal rows/s of each run: "
-        + ", ".join(f"{v:,.0f}" for v in journal["journal_rows_per_s_all"])
-        + ")."
-    )
-    add("")
-    add(
-        "| measurement " + f"({journal['rows']:,} rows x 5 floats) | rows/s (wall) "
-        "| rows per CPU-second (all threads) |"
-    )
-    add("|---|---|---|")
-    add(
-        f"| engine: first `log_metrics` → the journal holds every row (log loop "
-        f"{journal['engine_log_loop_s']:.2f} s, then the last commit "
-        f"{journal['engine_commit_s']:.2f} s) | {journal['journal_rows_per_s']:,.0f} "
-        f"| {journal['journal_rows_per_cpu_s']:,.0f} |"
-    )
-    add(
-        f"| engine: first `log_metrics` → `flush()` returned, a no-op tracker acknowledging "
-        f"at once (then {journal['engine_drain_s']:.2f} s until acknowledged) "
-        f"| {journal['engine_rows_per_s']:,.0f} | {journal['engine_rows_per_cpu_s']:,.0f} |"
-    )
-    add(
-        f"| committer alone: `RunJournal.append` (marshal + SQLite), 10,000-record commits "
-        f"| {journal['committer_rows_per_s']:,.0f} | {journal['committer_rows_per_cpu_s']:,.0f} |"
-    )
-    add("")
-    add(f"### W&B on the wire ({wire['rows']:,} rows x 5 floats, logged as fast as possible)")
-    add("")
-    add(
-        "Both clients online against `FakeWandB` served on 127.0.0.1 (the same fake: W&B's "
-        "GraphQL + file_stream protocol), counted from the first log until the run is "
-        "finished; body bytes as sent. The SDK runs with system metrics off."
-    )
-    add("")
-    add(
-        "| client | file_stream requests with rows / 1k rows | their bytes / 1k rows "
-        "| all requests / 1k rows | all bytes / 1k rows | first log → finished |"
-    )
-    add("|---|---|---|---|---|---|")
-    clients = [("trackmux W&B plugin", wire)]
-    if sdk_wire is not None and "error" not in sdk_wire:
-        clients.append((f"official wandb SDK {versions['wandb']}", sdk_wire))
-    for label, w in clients:
-        add(
-            f"| {label} | {w['requests_per_1k']:.2f} | {w['bytes_per_1k']:,.0f} "
-            f"| {w['all_requests_per_1k']:.2f} | {w['all_bytes_per_1k']:,.0f} "
-            f"| {w['wall']:.2f} s |"
-        )
-    if sdk_wire is None:
-        add("| official wandb SDK | not attempted (`--skip-sdk-online`) | | | | |")
-    elif "error" in sdk_wire:
-        rejected = "; ".join(sdk_wire.get("rejected") or []) or "none recorded"
-        add(
-            f"| official wandb SDK → FakeWandB | not measurable: {sdk_wire['error']} "
-            f"(requests the fake rejected: {rejected}) | | | | |"
-        )
-    else:
-        add("")
-        add(
-            f"Requests seen: trackmux {', '.join(wire['operations'])}; "
-            f"SDK {', '.join(sdk_wire['operations'])}. Rows stored by the fake: trackmux "
-            f"{wire['stored']:,}, SDK {sdk_wire['stored']:,}."
-        )
-    add("")
-    add("### Issue 6 targets")
-    add("")
-    wandb_log = hot["wandb"]["median"] / ours["median"]
-    mlflow_log = (
-        min(hot[k]["median"] for k in ("mlflow-sqlite-sync", "mlflow-file-sync")) / ours["median"]
-    )
-    import_ratio = imports["wandb"] / imports["trackmux"]
-    rss_ours, rss_wandb = runs["trackmux"]["peak_rss_kb"], runs["wandb"]["peak_rss_kb"]
-    rows_s = journal["journal_rows_per_s"]
-
-    def verdict(ok: bool) -> str:
-        return "**holds**" if ok else "**missed**"
-
-    add("| target | measured | verdict |")
-    add("|---|---|---|")
-    add(
-        f"| `log_metrics` ≥ 50x cheaper than wandb `run.log` (offline), median | {wandb_log:,.0f}x "
-        f"| {verdict(wandb_log >= 50)} |"
-    )
-    add(
-        f"| `log_metrics` ≥ 100x cheaper than MLflow's synchronous call (its faster store), "
-        f"median | {mlflow_log:,.0f}x | {verdict(mlflow_log >= 100)} |"
-    )
-    add(
-        f"| `import trackmux` ≥ 3x faster than `import wandb` | {import_ratio:.1f}x "
-        f"| {verdict(import_ratio >= 3)} |"
-    )
-    add(
-        f"| peak RSS for {steps:,} steps ≤ the wandb user process's | {fmt_mb(rss_ours)} vs "
-        f"{fmt_mb(rss_wandb)} ({(rss_ours / rss_wandb - 1) * 100:+.0f}%) "
-        f"| {verdict(rss_ours <= rss_wandb)} |"
-    )
-    add(
-        f"| the engine moves ≥ 200,000 rows/s into the journal on one core | {rows_s:,.0f} rows/s "
-        f"({journal['journal_rows_per_cpu_s']:,.0f} per CPU-second) "
-        f"| {verdict(rows_s >= 200_000)} |"
-    )
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
