@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import inspect
 import json
 import os
 import platform
@@ -350,13 +349,10 @@ def worker_tail(lib: str, calls: int) -> dict[str, Any]:
 
         hot_path.TAIL_CALLS = calls
         overhead = hot_path._timer_cost()
-        # no per-pause attribution (it instruments the engine) where hot_path offers it
-        parameters = inspect.signature(hot_path.bench_tail).parameters
-        options = {"attribute": False} if "attribute" in parameters else {}
         out: dict[str, Any] = {}
         for key, collect in (("trackmux_gc", True), ("trackmux_nogc", False)):
             with tempfile.TemporaryDirectory() as data_dir:
-                figures = hot_path.bench_tail(data_dir, overhead, collect, **options)
+                figures = hot_path.bench_tail(data_dir, overhead, collect, attribute=False)
             out[key] = {name: figures[name] for name in TAIL_FIGURES} | {"calls": calls}
         out["floor"] = _floor_tail(calls, overhead * 1e9)
         return out
