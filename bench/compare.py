@@ -347,12 +347,13 @@ def worker_tail(lib: str, calls: int) -> dict[str, Any]:
         sys.path.insert(0, str(HERE))
         import hot_path
 
-        hot_path.TAIL_CALLS = calls
         overhead = hot_path._timer_cost()
         out: dict[str, Any] = {}
         for key, collect in (("trackmux_gc", True), ("trackmux_nogc", False)):
             with tempfile.TemporaryDirectory() as data_dir:
-                figures = hot_path.bench_tail(data_dir, overhead, collect, attribute=False)
+                figures = hot_path.bench_tail(
+                    data_dir, overhead, collect, attribute=False, calls=calls
+                )
             out[key] = {name: figures[name] for name in TAIL_FIGURES} | {"calls": calls}
         out["floor"] = _floor_tail(calls, overhead * 1e9)
         return out
