@@ -53,6 +53,11 @@ NAMES = {
 }
 
 
+def in_order(figures: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``figures`` by library, trackmux first, in the order of LABELS (not the JSON's)."""
+    return [(lib, figures[lib]) for lib in LABELS if lib in figures]
+
+
 # ------------------------------------------------------------------------------------------
 # formatting
 # ------------------------------------------------------------------------------------------
@@ -284,7 +289,7 @@ def render_run(raw: dict[str, Any], level: str = "###") -> str:
         f"{fmt_ratio(cpu['wandb'] + cpu['wandb_core'], cpu['trackmux'])} (user process "
         "+ wandb-core) |"
     )
-    for lib, run in raw["runs"].items():
+    for lib, run in in_order(raw["runs"]):
         if lib.startswith("mlflow"):
             per = run["cpu"] / run["steps"]
             add(f"| {NAMES[lib]} | {fmt_us(per)} | | {fmt_ratio(per, cpu['trackmux'])} |")
@@ -299,7 +304,7 @@ def render_run(raw: dict[str, Any], level: str = "###") -> str:
     add("")
     add("| library / call | median | p99 | trackmux cheaper by (median) | (p99) | calls timed |")
     add("|---|---|---|---|---|---|")
-    for lib, r in hot.items():
+    for lib, r in in_order(hot):
         ratio = "-" if lib == "trackmux" else fmt_ratio(r["median"], ours["median"])
         ratio99 = "-" if lib == "trackmux" else fmt_ratio(r["p99"], ours["p99"])
         add(
@@ -352,7 +357,7 @@ def render_run(raw: dict[str, Any], level: str = "###") -> str:
         f"| `import trackmux` | {fmt_ms(start['import_wall'])} "
         f"(CPU {fmt_ms(start['import_cpu'])}) | - |"
     )
-    for module in imports:
+    for module in [m for m in ("wandb", "mlflow") if m in imports]:
         add(
             f"| `import {module}` | {fmt_ms(imports[module])} "
             f"| {fmt_ratio(imports[module], start['import_wall'])} |"
@@ -383,7 +388,7 @@ def render_run(raw: dict[str, Any], level: str = "###") -> str:
     )
     add("|---|---|---|---|---|---|---|---|---|---|")
     base = runs["trackmux"]
-    for lib, r in runs.items():
+    for lib, r in in_order(runs):
         other = (
             f"wandb-core: {fmt_mb(r['children_peak_rss_kb'])}, {r['core_cpu']:.1f} s CPU"
             if lib == "wandb"
@@ -694,7 +699,7 @@ def store(mode: str, raw: dict[str, Any], path: Path = RESULTS_JSON) -> None:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     results = load_results(path)
     results[mode] = raw
-    path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
 
 
 def write_all(results: dict[str, Any]) -> list[Path]:
