@@ -40,7 +40,7 @@ import sqlite3
 import string
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from trackmux_spec import (
     ArtifactSpec,
     ConnectContext,
     JobStatus,
+    MetricRecord,
     PermanentError,
     ResumePoint,
     RetryableError,
@@ -60,6 +61,7 @@ from trackmux_spec import (
     TrainingConfig,
     UnknownJobError,
 )
+from trackmux_spec.journal import JournalRecords
 
 from ._artifacts import ArtifactChangedError, ArtifactStore, build_entry, parse_artifact_id
 from ._blocking import BlockingRunner, InlineRunner
@@ -700,19 +702,29 @@ class _Worker:
         was: it also carries what was committed during the failure, which would otherwise
         wait another ``min_batch_interval`` after the retry succeeds. Records are identified
         by ``seq``, so a larger resend is still delivered exactly once.
+
+        A tracker that keeps journal references (``TrackerInfo.journal_references``) gets
+        the range as :class:`~trackmux_spec.journal.JournalRecords`: nothing is decoded here.
         """
-        if lane.reader is None:
-            lane.reader = lane.run.journal.reader(lane.cursor)
-        elif lane.resend:
-            lane.reader.rewind(lane.cursor)
         count = min(self.pending(lane), self.info.max_batch_records)
-        records, after = lane.reader.read(count)
+        records: Sequence[MetricRecord]
+        if self.info.journal_references:
+            after = lane.cursor + count
+            records = JournalRecords(
+                lane.run.journal.records_path, lane.cursor, after, lane.seq_base
+            )
+        else:
+            if lane.reader is None:
+                lane.reader = lane.run.journal.reader(lane.cursor)
+            elif lane.resend:
+                lane.reader.rewind(lane.cursor)
+            records, after = lane.reader.read(count)
+            if lane.seq_base:
+                for record in records:  # this tracker's own copies (MetricRecord docstring)
+                    record.seq += lane.seq_base
         if not records:
             lane.resend = False
             return
-        if lane.seq_base:
-            for record in records:  # this tracker's own copies (MetricRecord docstring)
-                record.seq += lane.seq_base
         lane.resend = True
         lane.last_send = self.engine.loop.time()
         await self.call("log_metrics", session=self.session, job_id=lane.job_id, records=records)

@@ -7,7 +7,10 @@ One directory per run, under ``<data dir>/journal/<run id>/``::
     journal.db      SQLite (WAL mode): table ``frames`` (first_seq, last_seq, last_step,
                     records), one row per up to 512 records of a group commit, each record a
                     ``marshal``'d tuple (seq, step, timestamp, values); table ``cursors``
-                    (tracker, seq): the next seq that tracker has not acknowledged
+                    (tracker, seq): the next seq that tracker has not acknowledged. The
+                    ``frames`` table is part of the contract (:mod:`trackmux_spec.journal`):
+                    trackers on this machine may keep references into it, so frames are
+                    never rewritten or deleted
     writer.lock     held with ``flock`` by the one process writing the run; it holds that
                     process's pid, host and command line, for the refusal message
     artifacts.json  the run's artifacts, in upload order (see :mod:`trackmux._artifacts`):
@@ -56,9 +59,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from trackmux_spec import MetricRecord
+from trackmux_spec.journal import connect_read_only, iter_frames_from
 
 from ._files import make_private_dir, read_json, write_json_atomic
 
@@ -190,20 +193,6 @@ def _read_holder(fd: int) -> dict[str, Any] | None:
     return holder if isinstance(holder, dict) else None
 
 
-def _connect_ro(path: Path) -> sqlite3.Connection:
-    """A read-only connection: it never writes, checkpoints or repairs anything."""
-    if not path.exists():
-        raise FileNotFoundError(path)
-    uri = f"file:{quote(str(path))}?mode=ro"
-    return sqlite3.connect(
-        uri, uri=True, timeout=BUSY_TIMEOUT, check_same_thread=False, isolation_level=None
-    )
-
-
-def _decode(blob: bytes) -> list[Record]:
-    return marshal.loads(blob)  # type: ignore[no-any-return]
-
-
 def _encode_frame(
     first_seq: int, fields: list[Any], start: int, stop: int
 ) -> tuple[int, int, int, bytes]:
@@ -225,7 +214,7 @@ def _encode_frame(
 def count_records(path: Path) -> int:
     """How many records the journal database at ``path`` holds (read-only; 0 if none)."""
     try:
-        db = _connect_ro(path)
+        db = connect_read_only(path)
     except (FileNotFoundError, sqlite3.Error):
         return 0
     try:
@@ -244,7 +233,7 @@ class RecordReader:
     """
 
     def __init__(self, path: Path, cursor: Cursor) -> None:
-        self._db = _connect_ro(path)
+        self._db = connect_read_only(path)
         self._frame_first = -1
         self._frame: list[Record] = []
         self.cursor: Cursor = cursor
@@ -257,20 +246,9 @@ class RecordReader:
         if self._frame_first <= seq < self._frame_first + len(self._frame):
             yield self._frame_first, self._frame
             seq = self._frame_first + len(self._frame)
-        rows = self._db.execute(
-            "SELECT first_seq, records FROM frames WHERE first_seq >= coalesce("
-            "(SELECT max(first_seq) FROM frames WHERE first_seq <= ?), 0) ORDER BY first_seq",
-            (seq,),
-        )
-        try:
-            for first, blob in rows:
-                items = _decode(blob)
-                if first + len(items) <= seq:
-                    continue
-                self._frame_first, self._frame = first, items
-                yield first, items
-        finally:
-            rows.close()
+        for first, items in iter_frames_from(self._db, seq):
+            self._frame_first, self._frame = first, items
+            yield first, items
 
     def read(self, count: int) -> tuple[list[MetricRecord], Cursor]:
         """Up to ``count`` records from the cursor, and the cursor after them."""
@@ -519,7 +497,7 @@ class RunJournal:
     def read_cursors(self) -> dict[str, Cursor]:
         """Every tracker's cursor."""
         try:
-            db = _connect_ro(self.records_path)
+            db = connect_read_only(self.records_path)
         except (FileNotFoundError, sqlite3.Error):
             return {}
         try:

@@ -426,6 +426,10 @@ class TrackerInfo:
     :param settings: the keys this tracker reads from its table of the configuration file
         (``[NAME]`` in ``trackmux.toml``), so that a misspelt key gets a warning naming the
         file, the line and the closest valid key; ``None`` (the default) checks nothing.
+    :param journal_references: the tracker stores on this machine and may keep references
+        into the core's journal instead of copies of the records: its ``log_metrics`` then
+        receives a :class:`trackmux_spec.journal.JournalRecords` (a sequence of records that
+        also says where they are in the journal). ``False`` (the default): plain records.
     """
 
     max_batch_records: int = field(default=100, validator=_positive)
@@ -437,6 +441,7 @@ class TrackerInfo:
     settings: frozenset[str] | None = field(
         default=None, converter=lambda keys: None if keys is None else frozenset(keys)
     )
+    journal_references: bool = field(default=False, validator=attrs.validators.instance_of(bool))
 
 
 @define(frozen=True, kw_only=True)

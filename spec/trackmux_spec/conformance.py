@@ -178,6 +178,26 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _OVERRIDE_REASON = "__conformance_override__"
 
 #: The guard test; a subclass may not replace or skip it.
+def _write_journal(path: Path, records: list[tuple[int, int, float, dict[str, Any]]],
+                   frame_records: int) -> None:
+    """A journal database as :mod:`trackmux_spec.journal` documents it, ``frame_records``
+    records per frame."""
+    import marshal
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        db.execute("CREATE TABLE frames (first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT "
+                   "NULL, last_step INTEGER NOT NULL, records BLOB NOT NULL)")
+        for start in range(0, len(records), frame_records):
+            chunk = records[start:start + frame_records]
+            db.execute("INSERT INTO frames VALUES (?, ?, ?, ?)",
+                       (chunk[0][0], chunk[-1][0], chunk[-1][1], marshal.dumps(chunk, 4)))
+        db.commit()
+    finally:
+        db.close()
+
+
 _GUARD = "test_no_standard_test_dropped_silently"
 
 
@@ -529,6 +549,48 @@ class TrackerConformance:
                     f"found {len(xs)} rows: {xs}")
 
         self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
+
+    def test_journal_references_store_each_record_once(
+            self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any,
+            tmp_path: Path) -> None:
+        """A tracker declaring ``journal_references`` stores the records of a
+        :class:`~trackmux_spec.journal.JournalRecords` range (frames of the documented
+        ``frames`` table, ``seq_base`` applied) as it would a list: resent and overlapping
+        ranges once each, a gap refused with ``PermanentError``."""
+        self._require("history")
+        if not self._hooks(plugin_manager).info().journal_references:
+            pytest.skip(f"{self.tracker_name} does not declare journal_references")
+        from .journal import JournalRecords
+
+        journal = tmp_path / "journal.db"
+        _write_journal(journal, [(i, 10 * i, 1_700_000_000.0 + i, {"x": float(i)})
+                                 for i in range(25)], frame_records=4)
+        base = 3
+
+        async def body(hooks: Any, session: object) -> list[Any]:
+            job = await _call(hooks, "submit_job", session=session, run_id=_fresh_run_id(),
+                              config=_config())
+            head = [MetricRecord(i, i, 1_699_999_000.0 + i, {"x": -1.0}) for i in range(base)]
+            await _call(hooks, "log_metrics", session=session, job_id=job, records=head)
+            for start, stop in ((0, 10), (0, 10), (5, 18), (18, 25)):
+                await _call(hooks, "log_metrics", session=session, job_id=job,
+                            records=JournalRecords(journal, start, stop, base))
+            try:
+                await _call(hooks, "log_metrics", session=session, job_id=job,
+                            records=JournalRecords(journal, 26, 27, base + 2))
+            except PermanentError:
+                pass
+            else:
+                _expect(False, "expected PermanentError for a range after a gap "
+                               f"(seq {base + 28} after seq {base + 24}), none raised")
+            return await _call(hooks, "get_history", session=session, job_id=job)
+
+        rows = self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
+        xs = [row.get("x") for row in rows]
+        _expect(xs == [-1.0] * base + [float(i) for i in range(25)],
+                f"expected 3 rows of x=-1.0 then x = 0.0 ... 24.0 once each, found {xs}")
+        _expect([row.get("_step") for row in rows][base:] == [10 * i for i in range(25)],
+                "expected each referenced record's step as _step")
 
     def test_finish_job_sets_the_final_state(
             self, plugin_manager: Any, tracker_credentials: Any, tracker_settings: Any) -> None:

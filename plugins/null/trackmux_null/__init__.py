@@ -10,10 +10,13 @@ On-disk layout, under the data directory::
     runs/<job_id>/meta.json         run_id, name, config (TrainingConfig.to_dict()),
                                     hyperparameters, state, created, finished (Unix
                                     seconds or null), pid, hostname
-    runs/<job_id>/history.tmf       the rows, in frames (trackmux_spec.framing): one dict
-                                    per record, its values plus "_step", "_timestamp" and
-                                    "_seq" (0, 1, 2, ...); `trackmux show` and get_history
-                                    read them
+    runs/<job_id>/history.tmf       the rows, in frames (trackmux_spec.framing), in seq
+                                    order: either a reference to a range of records in
+                                    the core's journal ({"_journal": its path relative to this
+                                    directory, "_start", "_stop", "_seq_base"}),
+                                    or one dict per record, its values plus "_step",
+                                    "_timestamp" and "_seq" (0, 1, 2, ...); get_history
+                                    reads them
     artifacts/<artifact_id>.json    manifest: name, type, description, metadata, job_id,
                                     files: [{path, sha256, size}] (relative POSIX paths)
     blobs/sha256/<aa>/<hex>         file contents by SHA-256; identical content is stored once
@@ -22,8 +25,16 @@ Every directory is created with mode ``0o700`` and every file with ``0o600``.
 ``meta.json`` and manifests are replaced atomically (temporary file, ``os.replace``);
 history frames are appended and flushed (not fsynced; the core's journal is the durable
 copy). A frame torn by a crash is cut off when the job's history is next loaded for
-writing, and ignored when it is read. Frames keep floats binary: a row costs a fraction of
-a microsecond to store, where JSON text costs several.
+writing, and ignored when it is read.
+
+Records that reach it through the engine are kept by reference (``journal_references``
+in :func:`tracker_info`, :mod:`trackmux_spec.journal`): the journal already holds them, so
+acknowledging 2,000 records appends one small item instead of decoding, re-encoding and
+writing every row a second time. The offline tracker's history therefore lives in the
+journal: deleting ``journal/<run id>`` deletes it (``get_history`` then says which journal
+is missing). Records handed to :func:`log_metrics` as a plain list (a wrapper plugin that
+rebuilt the batch, the conformance suite) are written as rows; frames keep their floats
+binary.
 
 NaN and infinities are stored and read back as the same Python floats.
 
@@ -57,6 +68,7 @@ from trackmux_spec import (
     UnknownJobError,
 )
 from trackmux_spec.artifact_paths import safe_destination
+from trackmux_spec.journal import JournalRecords
 
 from ._store import RESERVED_KEYS, NullSession, is_alive, make_dir, read_json, write_json_atomic
 
@@ -92,9 +104,10 @@ def _session(session: object) -> NullSession:
 
 @trackmux_spec.hookimpl
 def tracker_info() -> TrackerInfo:
-    """Large batches, no rate limit, every capability."""
+    """Large batches, no rate limit, every capability, rows kept by reference to the journal."""
     return TrackerInfo(
         max_batch_records=2_000,
+        journal_references=True,
         min_batch_interval=0.0,
         capabilities=_CAPABILITIES,  # type: ignore[arg-type]  # mypy vs converter=frozenset
         settings=frozenset(),  # the offline tracker reads no settings
@@ -205,6 +218,9 @@ def log_metrics(session: NullSession, job_id: str, records: Sequence[MetricRecor
             raise PermanentError(f"the null store has no job {job_id!r}") from exc
         except RuntimeError as exc:
             raise PermanentError(f"history of job {job_id!r} is corrupt: {exc}") from exc
+        if isinstance(records, JournalRecords):
+            _log_reference(store, job_id, records, expected)
+            return
         rows: list[dict[str, Any]] = []
         previous: int | None = None
         for record in records:
@@ -239,6 +255,22 @@ def log_metrics(session: NullSession, job_id: str, records: Sequence[MetricRecor
             store.append_rows(job_id, rows)
         except (TypeError, ValueError) as exc:
             raise PermanentError(f"job {job_id!r}: values not storable: {exc}") from exc
+
+
+def _log_reference(
+    store: NullSession, job_id: str, records: JournalRecords, expected: int
+) -> None:
+    """Store a range of the core's journal by reference: no record is decoded or copied."""
+    first = records.first_seq
+    if first > expected:
+        raise PermanentError(
+            f"job {job_id!r}: gap in records: expected seq {expected}, received seq {first}"
+        )
+    skip = expected - first  # a resent range: what is already held is not stored again
+    if skip < len(records):
+        store.append_reference(
+            job_id, records.path, records.start + skip, records.stop, records.seq_base
+        )
 
 
 @trackmux_spec.hookimpl

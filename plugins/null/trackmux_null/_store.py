@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import socket
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import IO, Any
 
 from trackmux_spec import RetryableError, TrackerClosedError, UnknownJobError
 from trackmux_spec.framing import CorruptFrameError, encode_frame, iter_frames
+from trackmux_spec.journal import read_records
 
 __all__ = ["NullSession", "is_alive"]
 
@@ -91,42 +93,132 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
-def read_history(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Read a ``history.tmf`` file (frames of row dicts, :mod:`trackmux_spec.framing`).
+#: Keys of a history item that refers to records in the core's journal instead of holding a
+#: row (see :meth:`NullSession.append_reference`).
+REFERENCE_KEYS = ("_journal", "_link", "_ino", "_start", "_stop", "_seq_base")
+#: Keys two consecutive references share when they are ranges of the same journal.
+_SAME_JOURNAL = ("_journal", "_link", "_ino", "_seq_base")
 
-    :returns: the complete rows and the byte length they occupy. A torn last frame is not
-        counted, so the caller may truncate the file to that length.
+
+def _is_reference(item: Any) -> bool:
+    return isinstance(item, dict) and "_journal" in item
+
+
+def _item_rows(item: Any) -> int:
+    """How many rows a history item stands for (1 for a row, the range for a reference)."""
+    if _is_reference(item):
+        return int(item["_stop"]) - int(item["_start"])
+    return 1
+
+
+def _item_first_seq(item: Any) -> Any:
+    if _is_reference(item):
+        return int(item["_start"]) + int(item["_seq_base"])
+    return item.get("_seq") if isinstance(item, dict) else item
+
+
+def scan_history(path: Path) -> tuple[list[Any], int]:
+    """The items of a ``history.tmf`` file (rows and journal references, unexpanded).
+
+    :returns: the items of the complete frames and the byte length they occupy. A torn
+        last frame is not counted, so the caller may truncate the file to that length.
     :raises RuntimeError: ``_seq`` skips a value (the file was edited or mixed up).
     """
-    rows: list[dict[str, Any]] = []
-    good = 0
+    items: list[Any] = []
+    count = good = 0
     try:
         source = path.open("rb")
     except FileNotFoundError:
-        return rows, 0
+        return items, 0
     with source:
         try:
             frames = list(iter_frames(source))
         except CorruptFrameError as exc:
             raise RuntimeError(f"{path} is corrupt: {exc}") from None
-        for _, end, _, items in frames:
-            for row in items or ():
-                if not isinstance(row, dict) or row.get("_seq") != len(rows):
+        for _, end, _, batch in frames:
+            for item in batch or ():
+                first = _item_first_seq(item)
+                if first != count:
                     raise RuntimeError(
-                        f"{path}: row {len(rows) + 1} has _seq "
-                        f"{row.get('_seq') if isinstance(row, dict) else row!r}, "
-                        f"expected {len(rows)}")
-                rows.append(row)
+                        f"{path}: row {count + 1} has _seq {first!r}, expected {count}")
+                items.append(item)
+                count += _item_rows(item)
             good = end
-    return rows, good
+    return items, good
+
+
+def _journal_to_read(item: dict[str, Any], root: Path) -> Path:
+    """Where a reference's records are: the journal itself while it is the one referred to
+    (it alone shows what is still in its write-ahead log), else the store's hard link to it
+    (the journal was deleted, or replaced by a new run's journal of the same id)."""
+    journal = root / item["_journal"]
+    try:
+        if os.stat(journal).st_ino == int(item["_ino"]):
+            return journal
+    except FileNotFoundError:
+        pass
+    link = item.get("_link")
+    if link is None:
+        raise FileNotFoundError(f"{journal} is gone or is another run's journal now")
+    return root / link
+
+
+def _merged(items: list[Any]) -> Iterator[Any]:
+    """The items with consecutive ranges of one journal merged into one reference."""
+    pending: dict[str, Any] | None = None
+    for item in items:
+        if (
+            pending is not None
+            and _is_reference(item)
+            and item["_start"] == pending["_stop"]
+            and all(item.get(key) == pending.get(key) for key in _SAME_JOURNAL)
+        ):
+            pending["_stop"] = item["_stop"]
+            continue
+        if pending is not None:
+            yield pending
+        pending = dict(item) if _is_reference(item) else None
+        if pending is None:
+            yield item
+    if pending is not None:
+        yield pending
+
+
+def expand(items: list[Any], root: Path) -> Iterator[dict[str, Any]]:
+    """The rows the items stand for, journal references read from the core's journal.
+
+    :raises RuntimeError: a referenced journal is gone or holds fewer records (the message
+        names it).
+    """
+    for item in _merged(items):
+        if not _is_reference(item):
+            yield item
+            continue
+        journal = _journal_to_read(item, root)
+        base = int(item["_seq_base"])
+        try:
+            records = read_records(journal, int(item["_start"]), int(item["_stop"]))
+        except (FileNotFoundError, LookupError, sqlite3.Error) as exc:
+            raise RuntimeError(
+                f"the offline tracker's rows are kept in the run's journal, {journal}, and "
+                f"it cannot be read: {exc!r}"
+            ) from None
+        for seq, step, timestamp, values in records:
+            yield {**values, "_step": step, "_timestamp": timestamp, "_seq": seq + base}
+
+
+def read_history(path: Path, root: Path) -> list[dict[str, Any]]:
+    """Every complete row of a ``history.tmf`` file, references expanded (a torn last
+    frame is ignored)."""
+    return list(expand(scan_history(path)[0], root))
 
 
 class NullSession:
     """A connection to the null tracker's store under ``root``.
 
-    Holds, per job, the number of history rows stored (the next expected ``seq``) and
-    the open append handle of its history file. Safe to share between threads: every
-    operation on a job's files runs under :attr:`lock`.
+    Holds, per job, the number of history rows stored (the next expected ``seq``), its
+    last history item and the open append handle of its history file. Safe to share
+    between threads: every operation on a job's files runs under :attr:`lock`.
     """
 
     def __init__(self, root: Path) -> None:
@@ -136,7 +228,8 @@ class NullSession:
         self.lock = threading.RLock()
         self.closed = False
         self._counts: dict[str, int] = {}
-        self._last_steps: dict[str, int | None] = {}
+        self._last_items: dict[str, Any] = {}
+        self._journal_refs: dict[tuple[str, str], dict[str, Any]] = {}
         self._handles: dict[str, IO[bytes]] = {}
 
     def __repr__(self) -> str:
@@ -223,28 +316,28 @@ class NullSession:
             if job_id not in self._counts:
                 self.read_meta(job_id)
                 path = self.history_path(job_id)
-                rows, good = read_history(path)
+                items, good = scan_history(path)
                 if path.exists() and path.stat().st_size > good:
                     with path.open("r+b") as repair:
                         repair.truncate(good)
-                self._counts[job_id] = len(rows)
-                self._last_steps[job_id] = int(rows[-1]["_step"]) if rows else None
+                self._counts[job_id] = sum(_item_rows(item) for item in items)
+                self._last_items[job_id] = items[-1] if items else None
             return self._counts[job_id]
 
     def last_step(self, job_id: str) -> int | None:
         """The step of the job's last stored row, ``None`` if it has none."""
         with self.lock:
             self.stored_count(job_id)
-            return self._last_steps.get(job_id)
+            item = self._last_items.get(job_id)
+            if item is None:
+                return None
+            if _is_reference(item):
+                last = dict(item, _start=int(item["_stop"]) - 1)
+                item = next(expand([last], self.root))
+            return int(item["_step"])
 
-    def append_rows(self, job_id: str, rows: list[dict[str, Any]]) -> None:
-        """Append already-numbered rows (one frame) to the job's history and flush.
-
-        :raises RetryableError: the write failed; the count is reloaded on the next call.
-        """
-        if not rows:
-            return
-        data = encode_frame(rows)
+    def _append(self, job_id: str, items: list[Any], rows: int) -> None:
+        data = encode_frame(items)
         with self.lock:
             count = self.stored_count(job_id)
             try:
@@ -258,14 +351,64 @@ class NullSession:
                 self.release(job_id)
                 self._counts.pop(job_id, None)
                 raise RetryableError(f"writing history of job {job_id!r}: {exc}") from exc
-            self._counts[job_id] = count + len(rows)
-            self._last_steps[job_id] = int(rows[-1]["_step"])
+            self._counts[job_id] = count + rows
+            self._last_items[job_id] = items[-1]
+
+    def append_rows(self, job_id: str, rows: list[dict[str, Any]]) -> None:
+        """Append already-numbered rows (one frame) to the job's history and flush.
+
+        :raises RetryableError: the write failed; the count is reloaded on the next call.
+        """
+        if rows:
+            self._append(job_id, rows, len(rows))
+
+    def append_reference(
+        self, job_id: str, journal: Path, start: int, stop: int, seq_base: int
+    ) -> None:
+        """Append a reference to records ``start`` to ``stop - 1`` of the core's journal at
+        ``journal`` (rows ``start + seq_base`` on): one small item instead of the rows.
+
+        Paths are stored relative to the store, so a data directory moved as a whole keeps
+        its history readable. The first reference of a job to a journal also hard-links the
+        journal's database file into the job's directory: a journal deleted after its run
+        ended (its write-ahead log is folded into the file when the run's writer closes it)
+        still holds the job's rows through the link. Where hard links are refused (another
+        filesystem), the journal itself is the only copy.
+
+        :raises RetryableError: the write failed; the count is reloaded on the next call.
+        """
+        if stop <= start:
+            return
+        journal = Path(journal).resolve()
+        with self.lock:
+            key = (job_id, str(journal))
+            if key not in self._journal_refs:
+                self._journal_refs[key] = self._reference_to(job_id, journal)
+            item = dict(self._journal_refs[key], _start=start, _stop=stop, _seq_base=seq_base)
+            self._append(job_id, [item], stop - start)
+
+    def _reference_to(self, job_id: str, journal: Path) -> dict[str, Any]:
+        location = os.path.relpath(journal, self.root)
+        try:
+            inode = os.stat(journal).st_ino
+        except OSError as exc:
+            raise RetryableError(f"the journal {journal} cannot be read: {exc}") from exc
+        link = self.run_dir(job_id) / f"journal-{inode}.db"
+        try:
+            os.link(journal, link)
+        except FileExistsError:
+            if os.stat(link).st_ino != inode:
+                link.unlink()
+                os.link(journal, link)
+        except OSError:
+            return {"_journal": location, "_link": None, "_ino": inode}
+        return {"_journal": location, "_link": os.path.relpath(link, self.root), "_ino": inode}
 
     def history(self, job_id: str) -> list[dict[str, Any]]:
         """Every complete stored row of the job (a torn last frame is ignored, not repaired)."""
         with self.lock:
             self.read_meta(job_id)
-            return read_history(self.history_path(job_id))[0]
+            return read_history(self.history_path(job_id), self.root)
 
     # -- artifacts -----------------------------------------------------------
 
