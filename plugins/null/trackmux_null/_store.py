@@ -379,11 +379,10 @@ class NullSession:
         """
         if stop <= start:
             return
-        journal = Path(journal).resolve()
         with self.lock:
             key = (job_id, str(journal))
             if key not in self._journal_refs:
-                self._journal_refs[key] = self._reference_to(job_id, journal)
+                self._journal_refs[key] = self._reference_to(job_id, Path(journal).resolve())
             item = dict(self._journal_refs[key], _start=start, _stop=stop, _seq_base=seq_base)
             self._append(job_id, [item], stop - start)
 
