@@ -6,6 +6,9 @@ every thread) over the calls and the flush, divided by ``N``; the caller's share
 thread's CPU, ``time.thread_time``) beside it. CPU time rather than wall time, so other
 processes on a loaded machine move the figure little.
 
+It also prints the bytes each record leaves on disk after ``disconnect()``: in the journal,
+and in the offline tracker's own files (which keep the rows by reference into the journal).
+
 ``--profile`` runs it again under cProfile in every thread (the caller, the committer, the
 engine loop, the tracker's thread: a profiler is started in each new thread through
 ``threading.setprofile``) and prints the functions with the most own time: where the
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import trackmux
@@ -47,6 +51,30 @@ def run(records: int) -> tuple[float, float]:
             cpu, own = time.process_time() - cpu, time.thread_time() - own
             assert report.delivered, report
     return cpu, own
+
+
+def _bytes_under(path: Path) -> int:
+    """Bytes of the files under ``path``, a hard-linked file counted once."""
+    seen: dict[tuple[int, int], int] = {}
+    for file in path.rglob("*"):
+        if file.is_file():
+            info = file.stat()
+            seen[(info.st_dev, info.st_ino)] = info.st_size
+    return sum(seen.values())
+
+
+def disk_use(records: int) -> dict[str, int]:
+    """Bytes on disk after ``records`` calls and ``disconnect()``: the journal's, the
+    offline tracker's own (its hard link to the journal counted with the journal)."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        root = Path(data_dir)
+        with trackmux.Tracker(["null"], data_dir=root) as tracker:
+            run_id = tracker.submit_job(name="total-cost-disk")
+            for step in range(records):
+                tracker.log_metrics(run_id, METRICS, step)
+        journal = _bytes_under(root / "journal")
+        everything = _bytes_under(root)
+    return {"journal": journal, "offline tracker": everything - journal}
 
 
 def profiled(records: int) -> str:
@@ -93,6 +121,8 @@ def main() -> None:
     print(f"| process CPU (every thread) | {cpu / n * 1e6:.2f} us |")
     print(f"| caller's thread CPU | {own / n * 1e6:.2f} us |")
     print(f"| background threads CPU | {(cpu - own) / n * 1e6:.2f} us |")
+    for where, size in disk_use(n).items():
+        print(f"| bytes on disk, {where} | {size / n:.1f} B ({size / 1e6:.1f} MB in all) |")
     if args.profile:
         print()
         sys.stdout.write(profiled(args.records))
