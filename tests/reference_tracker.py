@@ -30,6 +30,7 @@ from trackmux_spec import (
     hookimpl,
 )
 from trackmux_spec.artifact_paths import safe_destination
+from trackmux_spec.journal import JournalRecords
 
 NAME = "reference"
 
@@ -76,7 +77,7 @@ class ReferenceTracker:
 
     @hookimpl
     def tracker_info(self) -> TrackerInfo:
-        return TrackerInfo(max_batch_records=500)
+        return TrackerInfo(max_batch_records=500, journal_references=True)
 
     @hookimpl
     def connect(self, credentials: Mapping[str, Any], context: ConnectContext) -> Store:
@@ -252,6 +253,16 @@ class DropsTheLastRecord(ReferenceTracker):
         super().store_records(job, list(records)[:-1])
 
 
+class ForgetsTheSeqBase(ReferenceTracker):
+    """Journal references numbered by the journal's own seq, without ``seq_base``."""
+
+    def store_records(self, job: _Job, records: Sequence[MetricRecord]) -> None:
+        if isinstance(records, JournalRecords):
+            records = [MetricRecord(r.seq - records.seq_base, r.step, r.timestamp, r.values)
+                       for r in records]
+        super().store_records(job, records)
+
+
 class NeverFinishes(ReferenceTracker):
     """finish_job does nothing: the job stays running forever."""
 
@@ -274,7 +285,8 @@ VARIANTS: dict[str, type[ReferenceTracker]] = {
     cls.__name__: cls
     for cls in (ReferenceTracker, OverwritesTheFinalState, EmptyHistoryForUnknownJobs,
                 EmptyDownloadForUnknownArtifacts, WritesAFileOutsideTargetDir,
-                DuplicatesOnRetry, DropsTheLastRecord, NeverFinishes, CorruptsDownloads)
+                DuplicatesOnRetry, DropsTheLastRecord, NeverFinishes, CorruptsDownloads,
+                ForgetsTheSeqBase)
 }
 
 

@@ -556,7 +556,7 @@ class TrackerConformance:
         """A tracker declaring ``journal_references`` stores the records of a
         :class:`~trackmux_spec.journal.JournalRecords` range (frames of the documented
         ``frames`` table, ``seq_base`` applied) as it would a list: resent and overlapping
-        ranges once each, a gap refused with ``PermanentError``."""
+        ranges once each."""
         self._require("history")
         if not self._hooks(plugin_manager).info().journal_references:
             pytest.skip(f"{self.tracker_name} does not declare journal_references")
@@ -575,14 +575,6 @@ class TrackerConformance:
             for start, stop in ((0, 10), (0, 10), (5, 18), (18, 25)):
                 await _call(hooks, "log_metrics", session=session, job_id=job,
                             records=JournalRecords(journal, start, stop, base))
-            try:
-                await _call(hooks, "log_metrics", session=session, job_id=job,
-                            records=JournalRecords(journal, 26, 27, base + 2))
-            except PermanentError:
-                pass
-            else:
-                _expect(False, "expected PermanentError for a range after a gap "
-                               f"(seq {base + 28} after seq {base + 24}), none raised")
             return await _call(hooks, "get_history", session=session, job_id=job)
 
         rows = self._run_hooks(plugin_manager, tracker_credentials, tracker_settings, body)
