@@ -705,10 +705,12 @@ class _Worker:
 
         A tracker that keeps journal references (``TrackerInfo.journal_references``) gets
         the range as :class:`~trackmux_spec.journal.JournalRecords`: nothing is decoded here.
+        Not while a wrapper plugin wraps its ``log_metrics``: a wrapper may rewrite the
+        batch in place, so it and the tracker get a list of the records.
         """
         count = min(self.pending(lane), self.info.max_batch_records)
         records: Sequence[MetricRecord]
-        if self.info.journal_references:
+        if self.info.journal_references and not self.hooks.wrapped("log_metrics"):
             after = lane.cursor + count
             records = JournalRecords(
                 lane.run.journal.records_path, lane.cursor, after, lane.seq_base

@@ -274,6 +274,10 @@ class TrackerHooks:
             impl.plugin is self._plugin for impl in getattr(self._pm.hook, hook).get_hookimpls()
         )
 
+    def wrapped(self, hook: str) -> bool:
+        """Whether another plugin (a wrapper) runs around this tracker's ``hook``."""
+        return any(impl.plugin is not self._plugin for impl in self.caller(hook).get_hookimpls())
+
     def is_async(self, hook: str) -> bool:
         """Whether this tracker's own implementation of ``hook`` is a coroutine function."""
         for impl in getattr(self._pm.hook, hook).get_hookimpls():

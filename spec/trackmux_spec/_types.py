@@ -429,7 +429,9 @@ class TrackerInfo:
     :param journal_references: the tracker stores on this machine and may keep references
         into the core's journal instead of copies of the records: its ``log_metrics`` then
         receives a :class:`trackmux_spec.journal.JournalRecords` (a sequence of records that
-        also says where they are in the journal). ``False`` (the default): plain records.
+        also says where they are in the journal), except while a wrapper plugin wraps
+        ``log_metrics`` (it may rewrite the batch: then a plain list). ``False`` (the
+        default): plain records.
     """
 
     max_batch_records: int = field(default=100, validator=_positive)
