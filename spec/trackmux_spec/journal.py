@@ -16,7 +16,9 @@ Its ``log_metrics`` then receives a :class:`JournalRecords`: still a sequence of
 indexed or iterated), which also says where the records are, so the tracker can store
 ``(path, start, stop, seq_base)`` instead of the records and read them back with
 :func:`read_records`. That is what the offline tracker does: nothing is decoded or written
-twice on the way from the training loop to its store.
+twice on the way from the training loop to its store. Only records exactly as journaled go
+by reference: while a wrapper plugin wraps ``log_metrics`` (it may rewrite the batch in
+place), the tracker gets a plain list.
 
 This module imports :mod:`sqlite3`; ``import trackmux_spec`` does not import it.
 """
