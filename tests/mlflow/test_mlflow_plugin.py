@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -17,6 +18,7 @@ from trackmux_spec import (
     JobStatus,
     MetricRecord,
     PermanentError,
+    RetryableError,
     TrainingConfig,
     UnknownJobError,
 )
@@ -161,17 +163,33 @@ def test_long_params_are_truncated_with_a_warning(caplog):
     assert "truncated to 6000" in caplog.text
 
 
-def test_requests_hold_whole_records_within_limits():
-    """At most 999 metrics a request: the trackmux.seq tag makes 1,000 entries."""
+def test_requests_stay_within_mlflow_limits():
+    """Records that fit one request with the trackmux.seq tag (1,000 entries in all) are one
+    request; more are parts of 1,000 metrics and the tag alone; long names split requests
+    by size (1 MB)."""
+
+    def requests(records, **limits):
+        parts, final = _runs.metric_requests(records, **limits)
+        return [len(p) for p in parts], len(final)
+
+    small = [MetricRecord(i, i, 1.0 + i, {f"m{k}": float(k) for k in range(333)}) for i in range(3)]
+    assert requests(small) == ([], 999)
+    assert requests([MetricRecord(0, 0, 1.0, {f"m{k}": 1.0 for k in range(1000)})]) == ([1000], 0)
     wide = [MetricRecord(i, i, 1.0 + i, {f"m{k}": float(k) for k in range(300)}) for i in range(10)]
-    groups = [(r.seq, _runs.record_entries(r)) for r in wide]
-    requests = list(_runs.pack_records(groups))
-    assert all(len(metrics) <= 999 for metrics, _ in requests)
-    assert [last for _, last in requests] == [2, 5, 8, 9]
-    huge = MetricRecord(0, 0, 1.0, {f"m{k}": 1.0 for k in range(2500)})
-    parts = list(_runs.pack_records([(0, _runs.record_entries(huge))]))
-    assert [len(m) for m, _ in parts] == [999, 999, 502]
-    assert [last for _, last in parts] == [None, None, 0]
+    assert requests(wide) == ([1000, 1000, 1000], 0)
+    long = [MetricRecord(0, 0, 1.0, {"k" * 240 + str(k): 1.0 for k in range(900)})]
+    parts, final = _runs.metric_requests(long, max_bytes=100_000)
+    parts = list(parts)
+    assert final == [] and len(parts) == 3 and sum(map(len, parts)) == 900
+    assert all(len(json.dumps(p, separators=(",", ":"))) <= 100_000 for p in parts)
+    assert requests([]) == ([], 0)
+
+
+def test_metric_size_is_the_json_size():
+    for value in (1.0, 1 / 3, -1.7976931348623157e308, 5, -(10**20), "NaN", "-Infinity", 3e-4):
+        for key in ("loss", "ünï/ß", 'a"b', "x" * 250, "😀"):
+            entry = {"key": key, "value": value, "timestamp": 1_700_000_000_123, "step": -5}
+            assert _values.metric_size(entry) == len(json.dumps(entry, separators=(",", ":"))) + 1
 
 
 def test_a_records_entries_depend_on_the_record_only():
@@ -319,6 +337,87 @@ def test_lost_acknowledgement_is_recovered_from_the_server(mlflow_settings, tmp_
 
     rows = run(body())
     assert [row["_step"] for row in rows] == list(range(25))
+
+
+class PartFaults(httpx.AsyncBaseTransport):
+    """Real HTTP to the real server, noting every log-batch body. With ``fault`` set, the
+    first log-batch is held until the second one is in flight too (a plugin sending its
+    parts one at a time times out here), then refused with a 503 before reaching the
+    server (``"refused"``) or stored with its answer lost (``"answer lost"``)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.bodies: list[dict] = []
+        self.answered = 0
+        self.answered_before_tag: int | None = None
+        self.fault: str | None = None
+        self.second: asyncio.Event | None = None
+
+    async def handle_async_request(self, request):
+        if not request.url.path.endswith("runs/log-batch"):
+            return await self.inner.handle_async_request(request)
+        body = json.loads(await request.aread())
+        index = len(self.bodies)
+        self.bodies.append(body)
+        if body.get("tags"):
+            self.answered_before_tag = self.answered
+        if self.fault is not None:
+            self.second = self.second or asyncio.Event()
+            if index == 1:
+                self.second.set()
+            elif index == 0:
+                await asyncio.wait_for(self.second.wait(), timeout=10)
+                if self.fault == "refused":
+                    return httpx.Response(503, json={"error_code": "TEMPORARILY_UNAVAILABLE"})
+                response = await self.inner.handle_async_request(request)
+                await response.aread()
+                raise httpx.ReadTimeout("answer lost", request=request)
+        response = await self.inner.handle_async_request(request)
+        await response.aread()
+        self.answered += 1
+        return response
+
+
+@pytest.mark.parametrize("fault", ["refused", "answer lost"])
+def test_a_failed_part_of_a_batch_leaves_the_seq_tag_behind(mlflow_settings, tmp_path, fault):
+    """A batch larger than one request goes as parts in flight together, then the tag alone.
+    One part fails while the other is stored: no part starts after the failure is known, the
+    tag stays where it was, and the engine's resend stores every record once (what the parts
+    stored is absorbed by the metrics table's primary key)."""
+    faults = PartFaults()
+    batch = records(10, 1510)  # 3,000 metrics: three parts of 1,000 and the tag
+
+    async def body():
+        session = await connect(mlflow_settings, tmp_path, transport=faults)
+        job = await plugin.submit_job(session, f"parts-{fault[:4]}", TrainingConfig())
+        await plugin.log_metrics(session, job, records(0, 10))
+        faults.bodies.clear()
+        faults.fault = fault
+        with pytest.raises(RetryableError):
+            await plugin.log_metrics(session, job, batch)
+        failed = list(faults.bodies)
+        point = await plugin.resume_point(session, job)
+        faults.fault, faults.bodies, faults.answered = None, [], 0
+        await plugin.log_metrics(session, job, batch)
+        resent = list(faults.bodies)
+        after = await plugin.resume_point(session, job)
+        rows = await plugin.get_history(session, job)
+        history = await _runs.metric_history(session, job, "loss")
+        await plugin.disconnect(session)
+        return failed, point, resent, after, rows, history
+
+    failed, point, resent, after, rows, history = run(body())
+    assert not any("tags" in b for b in failed), "no tag after a failed part"
+    if fault == "refused":  # known before the part beside it was answered: no third part
+        assert len(failed) == 2
+    assert point.next_seq == 10, "the tag did not advance past the failed part"
+    assert [len(b["metrics"]) for b in resent] == [1000, 1000, 1000, 0]
+    assert [b.get("tags") for b in resent[:3]] == [None] * 3
+    assert resent[3]["tags"] == [_runs.seq_tag(batch[-1])]
+    assert faults.answered_before_tag == 3, "the tag left after every part was stored"
+    assert (after.next_seq, after.last_step) == (1510, 1509)
+    assert [row["_step"] for row in rows] == list(range(1510))
+    assert len(history) == 1510, "each record stored once"
 
 
 def test_a_run_holds_only_what_the_user_logged(mlflow_settings, tmp_path):

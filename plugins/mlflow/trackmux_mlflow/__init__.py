@@ -31,11 +31,12 @@ How trackmux maps onto MLflow:
   one empty-valued tag per trackmux tag). MLflow params are immutable: on resume a
   changed value is kept as it was, with a warning.
 * Metrics: every record is logged with ``step`` = the record's step and ``timestamp`` =
-  its time in milliseconds, and nothing else: no marker metric. The same ``log-batch``
-  request sets the run tag ``trackmux.seq`` (``{"seq": N, "step": S}``, the last record
-  it completes), which makes delivery exactly-once and answers ``resume_point``; see
-  :mod:`._runs`. Requests respect MLflow's limits (1,000 entries, 100 params, 100 tags,
-  1 MB per ``log-batch``).
+  its time in milliseconds, and nothing else: no marker metric. Once a batch's metrics
+  are stored, the run tag ``trackmux.seq`` (``{"seq": N, "step": S}``, the batch's last
+  record) is set, in the same ``log-batch`` when the batch fits one, else alone after the
+  batch's parts (sent two at a time); it makes delivery exactly-once and answers
+  ``resume_point``; see :mod:`._runs`. Requests respect MLflow's limits (1,000 entries,
+  100 params, 100 tags, 1 MB per ``log-batch``).
 * Statuses: FINISHED, FAILED and KILLED through ``runs/update``; MLflow's SCHEDULED reads
   as PENDING.
 * Artifacts: files under ``<name>/`` in the run's artifact root, and nothing beside
@@ -111,13 +112,17 @@ def _session(session: object) -> MLflowSession:
     return session
 
 
+#: Most records one ``log_metrics`` call takes (split into requests of 1,000 metrics).
+MAX_BATCH_RECORDS = 1000
+
+
 @hookimpl
 def tracker_info() -> TrackerInfo:
-    """Up to 1,000 records per call (split into requests of at most 1,000 metrics).
-
-    No rate limit, no heartbeat, every capability (artifacts, compare, history).
-    """
-    return TrackerInfo(max_batch_records=1000, min_batch_interval=0.0, settings=SETTINGS_KEYS)
+    """Up to :data:`MAX_BATCH_RECORDS` records per call; no rate limit, no heartbeat, every
+    capability (artifacts, compare, history)."""
+    return TrackerInfo(
+        max_batch_records=MAX_BATCH_RECORDS, min_batch_interval=0.0, settings=SETTINGS_KEYS
+    )
 
 
 @hookimpl

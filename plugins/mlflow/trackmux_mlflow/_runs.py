@@ -2,21 +2,25 @@
 
 Exactly once, with nothing in the run the user did not log: a record's metrics go out as
 ``runs/log-batch`` entries with MLflow step = the record's step and timestamp = the
-record's time in milliseconds, and the same request sets the run tag :data:`SEQ_TAG`
-(``trackmux.seq``) to ``{"seq": N, "step": S}``, the last record it completes. The tag
-says how many records the server holds (``resume_point``; a new session reads it with one
-``runs/get``); the session keeps that count per job (:attr:`JobState.stored`) and skips
-records below it, reading it again after any request whose outcome it does not know.
+record's time in milliseconds, and the run tag :data:`SEQ_TAG` (``trackmux.seq``) is set
+to ``{"seq": N, "step": S}``, the last record of the batch, once every metric of the batch
+is stored: in the same request when the batch fits one (1,000 entries), else alone after
+the batch's parts of 1,000 metrics, which go :data:`PARALLEL_REQUESTS` at a time
+(:func:`log_metrics`). The tag says how many records the server holds (``resume_point``;
+a new session reads it with one ``runs/get``); the session keeps that count per job
+(:attr:`JobState.stored`) and skips records below it, reading it again after any request
+that failed or whose outcome it does not know.
 
-Why that is exactly once although a ``log-batch`` is not one transaction (MLflow 3.17's
-SQL store commits a request's params, its metrics and its tags one after another,
-``SqlAlchemyStore.log_batch``): the tags commit after the metrics, so the tag never counts
-a record whose metrics are not stored; and the metrics table's primary key is (run, key,
-timestamp, step, value), with ``log_batch`` skipping entries it already holds, so records
-resent because the tag lagged (a crash between the two commits, a lost answer) are stored
-once. A record's entries are a pure function of the record (no per-session state), so a
-resend from another process is identical too. ``tests/mlflow`` checks both against a real
-server.
+Why that is exactly once although neither a batch nor one ``log-batch`` is one
+transaction (MLflow 3.17's SQL store commits a request's params, its metrics and its
+tags one after another, ``SqlAlchemyStore.log_batch``): the tag is sent only after every
+part was answered, and within a request the tags commit after the metrics, so the tag
+never counts a record whose metrics are not stored; and the metrics table's primary key
+is (run, key, timestamp, step, value), with ``log_batch`` skipping entries it already
+holds, so records resent because the tag lagged (a failed or unanswered part, a crash
+between two commits, a lost answer) are stored once. A record's entries are a pure
+function of the record (no per-session state), so a resend from another process is
+identical too. ``tests/mlflow`` checks this against a real server.
 
 Reading back: every key's history is grouped by ``(step, timestamp)``, one row per group,
 in timestamp and step order. Two records at one step within one millisecond read back as
@@ -30,7 +34,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -49,11 +53,12 @@ from ._failures import MLflowError
 from ._session import JobState, MLflowSession
 from ._values import (
     MAX_BATCH_BYTES,
-    MAX_METRICS_PER_BATCH,
+    MAX_ENTRIES_PER_BATCH,
     MAX_PARAMS_TAGS_PER_BATCH,
     decode_metric,
     decode_param,
     encode_metric,
+    metric_size,
     mlflow_name,
     param_entries,
     split_entries,
@@ -61,12 +66,14 @@ from ._values import (
 )
 
 __all__ = [
+    "PARALLEL_REQUESTS",
     "SEQ_TAG",
     "compare",
     "finish_job",
     "get_history",
     "get_job_status",
     "log_metrics",
+    "metric_requests",
     "resume_point",
     "submit_job",
     "update_config",
@@ -96,6 +103,10 @@ _FINAL = {
     JobStatus.PREEMPTED: "FAILED",
 }
 _HISTORY_PAGE = 25_000
+#: log-batch requests of one ``log_metrics`` call in flight at once (:func:`_send_parts`).
+PARALLEL_REQUESTS = 2
+#: Bytes the :data:`SEQ_TAG` entry adds to a request, at most.
+_TAG_ROOM = 200
 _PARALLEL_READS = 8
 
 
@@ -353,42 +364,65 @@ def seq_tag(record: MetricRecord) -> dict[str, str]:
     return {"key": SEQ_TAG, "value": held}
 
 
-def pack_records(
-    groups: Iterable[tuple[int, list[dict[str, Any]]]],
-    *,
-    per_request: int = MAX_METRICS_PER_BATCH - 1,
-    max_bytes: int = MAX_BATCH_BYTES,
-) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
-    """Requests of whole records: ``(metrics, seq of the last record it completes)``.
+def metric_requests(
+    records: Sequence[MetricRecord], *, max_bytes: int = MAX_BATCH_BYTES
+) -> tuple[Iterator[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """The records' metrics as log-batch requests: ``(parts, final)``.
 
-    A request holds at most ``per_request`` metrics, leaving room for the :data:`SEQ_TAG`
-    tag within MLflow's 1,000 entries. A record with more entries than one request holds
-    is split; only its last part completes it.
+    ``final`` goes with the :data:`SEQ_TAG` tag, after every part is stored. Records that
+    fit one request with the tag (1,000 entries, ``max_bytes``) are one request: no parts,
+    ``final`` all of it. More are parts of at most 1,000 metrics and ``max_bytes``, built
+    as they are taken (so the next part is encoded while one is on the wire), and
+    ``final`` is empty: the tag goes alone.
     """
-    chunk: list[dict[str, Any]] = []
-    size = 0
-    last: int | None = None
-    for seq, entries in groups:
-        length = sum(len(json.dumps(e, separators=(",", ":"))) + 1 for e in entries)
-        if chunk and (len(chunk) + len(entries) > per_request or size + length > max_bytes):
-            yield chunk, last
-            chunk, size, last = [], 0, None
-        if len(entries) > per_request or length > max_bytes:
-            parts = list(split_entries(entries, per_request=per_request, max_bytes=max_bytes))
-            for part in parts[:-1]:
-                yield part, None
-            entries = parts[-1]
-            length = sum(len(json.dumps(e, separators=(",", ":"))) + 1 for e in entries)
-        chunk.extend(entries)
-        size += length
-        last = seq
-    if chunk:
-        yield chunk, last
+    if sum(len(r.values) for r in records) < MAX_ENTRIES_PER_BATCH:
+        final = [e for r in records for e in record_entries(r)]
+        if sum(map(metric_size, final)) + _TAG_ROOM <= max_bytes:
+            return iter(()), final
+    entries = (e for r in records for e in record_entries(r))
+    parts = split_entries(
+        entries, per_request=MAX_ENTRIES_PER_BATCH, max_bytes=max_bytes, size=metric_size
+    )
+    return parts, []
+
+
+async def _send_parts(
+    session: MLflowSession, run_id: str, parts: Iterator[list[dict[str, Any]]]
+) -> None:
+    """``log-batch`` every part, :data:`PARALLEL_REQUESTS` at a time.
+
+    After a failure no further part is started; the ones in flight are awaited, then the
+    first failure is raised (so nothing of this call is still on the wire when it returns).
+    """
+    failures: list[Exception] = []
+
+    async def sender() -> None:
+        for part in parts:
+            if failures:
+                return
+            try:
+                await session.client.call(
+                    "POST", "runs/log-batch", body={"run_id": run_id, "metrics": part}
+                )
+            except Exception as exc:
+                failures.append(exc)
+                return
+
+    await asyncio.gather(*(sender() for _ in range(PARALLEL_REQUESTS)))
+    if failures:
+        raise failures[0]
 
 
 async def log_metrics(session: MLflowSession, job_id: str, records: Sequence[MetricRecord]) -> None:
-    """Send the records the server does not hold yet, in requests of whole records, each
-    setting :data:`SEQ_TAG` to the last record it completes."""
+    """Send the records the server does not hold yet, then set :data:`SEQ_TAG` to the last.
+
+    One request when the batch fits in one (its metrics and the tag). A larger batch goes as
+    parts of 1,000 metrics, :data:`PARALLEL_REQUESTS` in flight at once, and the tag goes
+    alone once every part is stored: the tag never counts a record the server does not
+    hold. After any failure the session forgets what the run holds (``stored = None``)
+    and the retry resends from the tag; what the parts already stored is absorbed by the
+    metrics table's primary key (module docstring).
+    """
     if not records:
         return
     job = await _job(session, job_id)
@@ -402,20 +436,20 @@ async def log_metrics(session: MLflowSession, job_id: str, records: Sequence[Met
     fresh = [r for r in records if r.seq >= stored]
     if not fresh:
         return
-    by_seq = {r.seq: r for r in fresh}
-    groups = [(r.seq, record_entries(r)) for r in fresh]
-    for metrics, last in pack_records(groups):
-        body: dict[str, Any] = {"run_id": job.run_id, "metrics": metrics}
-        if last is not None:
-            body["tags"] = [seq_tag(by_seq[last])]
-        try:
-            await session.client.call("POST", "runs/log-batch", body=body)
-        except Exception:
-            job.stored = None
-            raise
-        if last is not None:
-            job.stored = last + 1
-            job.last_step = by_seq[last].step
+    last = fresh[-1]
+    parts, final = metric_requests(fresh)
+    try:
+        await _send_parts(session, job.run_id, parts)
+        await session.client.call(
+            "POST",
+            "runs/log-batch",
+            body={"run_id": job.run_id, "metrics": final, "tags": [seq_tag(last)]},
+        )
+    except BaseException:
+        job.stored = None
+        raise
+    job.stored = last.seq + 1
+    job.last_step = last.step
 
 
 # -- state -------------------------------------------------------------------------------------
