@@ -4,9 +4,10 @@ One command makes the figures of bench/RESULTS.md and README.md's Performance ta
 
     python bench/compare.py --load 0,2 --save
 
-(an idle run, then one beside 2 CPU-burning processes; ``--quick``, ``--skip-mlflow`` and
-``--skip-sdk-online`` shorten a run while developing; ``--out FILE``, ``--json FILE`` keep its
-tables or raw figures.) It measures, each library in fresh subprocesses:
+(an idle run, then one beside 2 CPU-burning processes; ``--quick``, ``--skip-mlflow``,
+``--skip-latency`` and ``--skip-sdk-online`` shorten a run while developing; ``--out FILE``
+and ``--json FILE`` keep its tables or raw figures.) It measures, each library in fresh
+subprocesses:
 
 * the total CPU per record: N ``log_metrics`` calls with 5 floats then ``flush()``, the
   process's CPU time (every thread) divided by N (``bench/total_cost.py``'s ``run``); for
@@ -31,7 +32,9 @@ tables or raw figures.) It measures, each library in fresh subprocesses:
   SDK (online, ``WANDB_BASE_URL``) against the same ``FakeWandB`` on 127.0.0.1;
 * the engine's journal throughput: rows per second from the first ``log_metrics`` until
   the journal holds them (and until a tracker that acknowledges instantly did), median of
-  5; and the committer alone (encode + append).
+  5; and the committer alone (encode + append);
+* the delivery latency to W&B (``bench/latency.py``'s ``measure``: FakeWandB over loopback,
+  20 rows/s for ``--latency-seconds``, healthy and under issue 15's fault burst).
 
 ``--load N`` runs N CPU-burning processes for the whole run (killed at its end, however it
 ends) and says so in the report's first line, with the load average. ``bench/compare_report.py``
@@ -81,6 +84,7 @@ JOURNAL_REPEATS = 5  # engine journal runs; the median is reported
 SLOW = ("mlflow-sqlite-sync", "mlflow-file-sync", "mlflow-sqlite-async", "mlflow-file-async")
 SLOW_BATCH = 5  # calls per timed sample when a call takes over 1 ms
 N_METRICS = 5
+LATENCY_RATE = 20.0  # rows per second for the delivery-latency runs
 
 
 def metrics(i: int) -> dict[str, float]:
@@ -393,6 +397,31 @@ def _floor_tail(calls: int, overhead_ns: float) -> dict[str, Any]:
     return tail_stats(laps, overhead_ns)
 
 
+def worker_latency(seconds: float, burst_at: float) -> dict[str, Any]:
+    """``bench/latency.py``'s measure: log to stored on FakeWandB, healthy and under the burst.
+
+    Rows of 5 floats at 20 per second for ``seconds``, W&B's default intervals, no flush;
+    each row's latency in seconds, summarised (p50, p99, max) per case.
+    """
+    sys.path.insert(0, str(HERE))
+    import latency
+
+    out: dict[str, Any] = {"seconds": seconds, "rate": LATENCY_RATE, "burst_at": burst_at}
+    for case, burst in (("healthy", None), ("burst", burst_at)):
+        try:
+            values = latency.measure(seconds, LATENCY_RATE, burst)
+        except AssertionError as exc:  # rows not all stored, or faults left unconsumed
+            out[case] = {"error": str(exc) or "latency.measure's check failed"}
+            continue
+        out[case] = {
+            "rows": len(values),
+            "p50": latency.quantile(values, 0.5),
+            "p99": latency.quantile(values, 0.99),
+            "max": max(values),
+        }
+    return out
+
+
 def worker_total(records: int, repeats: int) -> dict[str, Any]:
     """``bench/total_cost.py``'s measure, ``repeats`` times: process and caller CPU seconds."""
     sys.path.insert(0, str(HERE))
@@ -580,6 +609,8 @@ def run_worker(argv: list[str]) -> None:
     parser.add_argument("--budget", type=float, default=3.0)
     parser.add_argument("--max-samples", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--burst-at", type=float, default=5.0)
     parser.add_argument("--base-url", default="")
     parser.add_argument("--api-key", default="")
     parser.add_argument("--result", required=True)
@@ -588,6 +619,8 @@ def run_worker(argv: list[str]) -> None:
         result = worker_hot(args.lib, args.budget, args.max_samples)
     elif args.worker == "run":
         result = worker_run(args.lib, args.steps)
+    elif args.worker == "latency":
+        result = worker_latency(args.seconds, args.burst_at)
     elif args.worker == "total":
         result = worker_total(args.steps, args.repeats)
     elif args.worker == "tail":
@@ -883,6 +916,11 @@ def measure(args: argparse.Namespace, watch: LoadWatch) -> dict[str, Any]:
     if not args.skip_sdk_online:
         phase("W&B wire: official SDK online against FakeWandB")
         sdk_wire = sdk_online_wire(other, wire_steps)
+    delivery: dict[str, Any] | None = None
+    if not args.skip_latency:
+        seconds = 25.0 if quick else args.latency_seconds
+        phase(f"delivery latency to FakeWandB: {seconds:g} s healthy, {seconds:g} s with a burst")
+        delivery = worker(sys.executable, "latency", seconds=seconds, burst_at=5.0)
     return {
         "steps": steps,
         "batch": BATCH,
@@ -897,6 +935,7 @@ def measure(args: argparse.Namespace, watch: LoadWatch) -> dict[str, Any]:
         "journal": journal,
         "wire": wire,
         "sdk_wire": sdk_wire,
+        "latency": delivery,
     }
 
 
@@ -971,6 +1010,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--skip-sdk-online",
         action="store_true",
         help="do not try the official SDK against FakeWandB",
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=30.0,
+        help="seconds of logging (20 rows/s) per delivery-latency case (default 30)",
+    )
+    parser.add_argument(
+        "--skip-latency",
+        action="store_true",
+        help="leave the delivery-latency runs out (their targets then read 'missed')",
     )
     parser.add_argument(
         "--skip-mlflow",

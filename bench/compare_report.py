@@ -184,6 +184,7 @@ def targets(raw: dict[str, Any]) -> list[tuple[str, str, str, str, bool]]:
             f"{nogc['over_5ms']}; the same loop without trackmux: {floor['over_5ms']})",
             tail["over_5ms"] == 0,
         ),
+        *latency_targets(raw.get("latency")),
         (
             "6",
             "ratio",
@@ -220,6 +221,40 @@ def targets(raw: dict[str, Any]) -> list[tuple[str, str, str, str, bool]]:
             rows_s >= 200_000,
         ),
     ]
+
+
+def latency_targets(delivery: dict[str, Any] | None) -> list[tuple[str, str, str, str, bool]]:
+    """Issue 15 item 4: healthy p99 ≤ 6 s, every row within 30 s under the fault burst."""
+    healthy = "W&B delivery, healthy backend: p99 from log to stored ≤ 6 s"
+    burst = "W&B delivery under the fault burst: every row stored within 30 s"
+    if delivery is None:
+        missing = "not measured (`--skip-latency`)"
+        return [
+            ("15.4", "absolute", healthy, missing, False),
+            ("15.4", "absolute", burst, missing, False),
+        ]
+    ok, bad = delivery["healthy"], delivery["burst"]
+    return [
+        (
+            "15.4",
+            "absolute",
+            healthy,
+            _failed(ok) or f"p99 {ok['p99']:.2f} s (max {ok['max']:.2f} s)",
+            "error" not in ok and ok["p99"] <= 6.0,
+        ),
+        (
+            "15.4",
+            "absolute",
+            burst,
+            _failed(bad) or f"max {bad['max']:.2f} s (p99 {bad['p99']:.2f} s)",
+            "error" not in bad and bad["max"] <= 30.0,
+        ),
+    ]
+
+
+def _failed(case: dict[str, Any]) -> str:
+    """``failed: <why>`` for a latency case that did not complete, else ``""``."""
+    return f"failed: {case['error']}" if "error" in case else ""
 
 
 # ------------------------------------------------------------------------------------------
@@ -473,6 +508,34 @@ def render_run(raw: dict[str, Any], level: str = "###") -> str:
             f"SDK {', '.join(sdk_wire['operations'])}. Rows stored by the fake: trackmux "
             f"{wire['stored']:,}, SDK {sdk_wire['stored']:,}."
         )
+    add("")
+    delivery = raw.get("latency")
+    add(f"{level} Delivery latency to W&B: from `log_metrics` to stored on the server")
+    add("")
+    if delivery is None:
+        add("Not measured in this run (`--skip-latency`).")
+    else:
+        add(
+            f"`bench/latency.py`'s measure: `FakeWandB` over loopback HTTP, "
+            f'`Tracker(["wandb"])` with its defaults (5 s batch interval, W&B\'s 5 s minimum '
+            f"between requests), rows of 5 floats at {delivery['rate']:g}/s for "
+            f"{delivery['seconds']:g} s, no `flush()`; the burst (3 x 503, 2 x 429 with "
+            f"Retry-After 1, 2 answers lost after the server stored the rows, 1 dropped "
+            f"connection) starts {delivery['burst_at']:g} s in. Wall time: the intervals and "
+            "backoffs are real waits."
+        )
+        add("")
+        add("| backend | rows | p50 | p99 | max |")
+        add("|---|---|---|---|---|")
+        for case, label in (("healthy", "healthy"), ("burst", "fault burst")):
+            d = delivery[case]
+            if "error" in d:
+                add(f"| {label} | {_failed(d)} | | | |")
+                continue
+            add(
+                f"| {label} | {d['rows']:,} | {d['p50']:.2f} s | {d['p99']:.2f} s "
+                f"| {d['max']:.2f} s |"
+            )
     add("")
     add(f"{level} Targets of this run")
     add("")

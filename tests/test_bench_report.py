@@ -191,3 +191,34 @@ def test_load_burners_die_with_the_benchmark(how: str) -> None:
     finally:
         driver.kill()
         driver.wait()
+
+
+def _latency(raw: dict[str, Any]) -> list[tuple[str, bool]]:
+    return [
+        (measured, met)
+        for issue, _, _, measured, met in compare_report.targets(raw)
+        if issue == "15.4"
+    ]
+
+
+def test_delivery_latency_verdicts_and_a_run_that_failed_or_skipped_them(
+    results: dict[str, Any],
+) -> None:
+    raw = copy.deepcopy(results["idle"])
+    case = {"rows": 600, "p50": 2.5, "p99": 5.9, "max": 6.1}
+    raw["latency"] = {
+        "seconds": 30,
+        "rate": 20,
+        "burst_at": 5,
+        "healthy": case,
+        "burst": dict(case, max=29.9),
+    }
+    assert [met for _, met in _latency(raw)] == [True, True]
+    raw["latency"]["healthy"] = dict(case, p99=6.1)
+    raw["latency"]["burst"] = dict(case, max=30.1)
+    assert [met for _, met in _latency(raw)] == [False, False]
+    raw["latency"]["burst"] = {"error": "599 of 600 rows stored"}
+    assert _latency(raw)[1] == ("failed: 599 of 600 rows stored", False)
+    assert "failed: 599 of 600 rows stored" in compare_report.render_run(raw)
+    raw["latency"] = None
+    assert _latency(raw) == [("not measured (`--skip-latency`)", False)] * 2
