@@ -387,7 +387,7 @@ def main_tail(
           f"{heap:,} extra tracked objects on the heap; load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; switch interval "
           f"{sys.getswitchinterval() * 1e3:g} ms; committer GIL slice "
-          f"{_journal.GIL_SLICE * 1e3:g} ms")
+          f"{getattr(_journal, 'GIL_SLICE', 0) * 1e3:g} ms")
     print("| GC | p50 | p99 | p99.9 | max | calls > 1 ms | calls > 5 ms "
           "| collections gen0/1/2 | of which in the caller's thread |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -910,8 +910,8 @@ class Engine:
         self.batch_size = batch_size
         self.batch_interval = batch_interval
         self.commit_interval = commit_interval
-        self.max_buffer = max_buffer
-        self.commit_batch = commit_batch
+        self._max_fields = RECORD_FIELDS * max_buffer  # the hot path compares buffer lengths
+        self._commit_fields = RECORD_FIELDS * commit_batch
         self.backoff = backoff or Backoff()
         self._wall = wall_clock
         self._blocking = blocking
@@ -931,6 +931,24 @@ class Engine:
         self._full_deadline: float | None = None  # monotonic; set when a buffer is full
         self.journal_error: str | None = None  # the last commit's error, until one succeeds
         self._commit_attempt = 0
+
+    @property
+    def max_buffer(self) -> int:
+        """Records a run's buffer holds at most; beyond, ``log()`` waits (back-pressure)."""
+        return self._max_fields // RECORD_FIELDS
+
+    @max_buffer.setter
+    def max_buffer(self, records: int) -> None:
+        self._max_fields = RECORD_FIELDS * records
+
+    @property
+    def commit_batch(self) -> int:
+        """Waiting records at which ``log()`` starts a commit before the timer."""
+        return self._commit_fields // RECORD_FIELDS
+
+    @commit_batch.setter
+    def commit_batch(self, records: int) -> None:
+        self._commit_fields = RECORD_FIELDS * records
 
     def _make_runner(self, name: str) -> BlockingRunner | InlineRunner:
         return InlineRunner() if self._blocking == "inline" else BlockingRunner(name)
@@ -1310,7 +1328,7 @@ class Engine:
             raise TrackerClosedError(
                 self._closed_reason or f"cannot log to run {run_id!r}: the tracker is disconnected"
             )
-        keep = len(run.buffer) < RECORD_FIELDS * self.max_buffer or self._make_room(run)
+        keep = len(run.buffer) < self._max_fields or self._make_room(run)
         warn = False
         with self._lock:
             if self._closed:
@@ -1365,7 +1383,7 @@ class Engine:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
                 self.loop.call_soon_threadsafe(self._after_commit, result)
             return
-        if waiting == RECORD_FIELDS * self.commit_batch and healthy:
+        if waiting == self._commit_fields and healthy:
             # a fast loop fills the buffer before the timer: commit now, keep memory flat
             self.loop.call_soon_threadsafe(self._commit_in_background)
         if arm:
