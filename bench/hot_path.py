@@ -29,8 +29,7 @@ wraps the engine from outside):
   microseconds of Python work holding the interpreter lock before each call; the whole
   step is timed, so a pause anywhere in it counts.
 * ``--heap N``: hold N extra tracked objects (a framework's heap: what a full collection
-  walks); ``--switch-interval MS``: ``sys.setswitchinterval``; ``--gil-slice MS``: the
-  committer's ``GIL_SLICE`` (0: never offer the lock between frames).
+  walks); ``--switch-interval MS``: ``sys.setswitchinterval``.
 
 Run: ``python bench/hot_path.py`` (``--tail`` for the tail only). Targets (issue 2): median
 <= 2 us per call, import <= 150 ms; (issue 15) no pause of trackmux's own over 5 ms.
@@ -52,7 +51,6 @@ import time
 from typing import Any
 
 import trackmux
-from trackmux import _journal
 
 CALLS_PER_SAMPLE = 1_000
 SAMPLES = 200
@@ -386,8 +384,7 @@ def main_tail(
     print(f"Tracker.log_metrics ({what}), 5 floats, {calls:,} {timed}; "
           f"{heap:,} extra tracked objects on the heap; load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; switch interval "
-          f"{sys.getswitchinterval() * 1e3:g} ms; committer GIL slice "
-          f"{getattr(_journal, 'GIL_SLICE', 0) * 1e3:g} ms")
+          f"{sys.getswitchinterval() * 1e3:g} ms")
     print("| GC | p50 | p99 | p99.9 | max | calls > 1 ms | calls > 5 ms "
           "| collections gen0/1/2 | of which in the caller's thread |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -447,13 +444,9 @@ def main() -> None:
                         help="sys.setswitchinterval for the run (CPython's default: 5 ms), the "
                              "application's knob: how long a thread waits for the interpreter "
                              "lock before it makes the holder let go")
-    parser.add_argument("--gil-slice", type=float, metavar="MS",
-                        help="set the committer's trackmux._journal.GIL_SLICE (0: never yield)")
     args = parser.parse_args()
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval / 1e3)
-    if args.gil_slice is not None:
-        _journal.GIL_SLICE = args.gil_slice / 1e3 if args.gil_slice else float("inf")
     overhead = _timer_cost()
     if args.tail:
         main_tail(overhead, args.attribute, args.heap, args.journal_only, args.calls,

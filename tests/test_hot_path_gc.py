@@ -52,7 +52,6 @@ def test_readers_take_frames_of_any_size(
     for seq in range(50):
         fields += [seq * 2, 1.7e9 + seq, {"x": float(seq), "n": seq}]
     monkeypatch.setattr(_journal, "FRAME_RECORDS", frame_records)
-    monkeypatch.setattr(_journal, "GIL_SLICE", 0.0)  # offer the lock before every frame
     journal.append(0, fields[: 20 * RECORD_FIELDS])
     monkeypatch.undo()
     journal.append(20, fields[20 * RECORD_FIELDS :], {"sink": 3})

@@ -88,15 +88,12 @@ Cursor = int
 Record = tuple[int, int, float, dict[str, Any]]
 
 #: Records per frame (one row). ``marshal`` holds the interpreter lock for a whole frame and
-#: a frame's record tuples live while it is encoded, so frames stay small: about 0.1 ms to
+#: a frame's record tuples live while it is encoded, so frames stay small: about 0.15 ms to
 #: encode, and too few young objects to matter to the cyclic GC. Readers take any size.
+#: (Offering the lock between frames with ``time.sleep(0)`` was measured and dropped: behind
+#: a training loop that never lets go of it, each offer cost the committer a whole switch
+#: interval, commits grew to ``max_buffer`` and the loop waited for room instead.)
 FRAME_RECORDS = 512
-
-#: Seconds of encoding after which :meth:`RunJournal.append` offers the interpreter lock
-#: to other threads before its next frame (``time.sleep(0)``): a thread kept waiting for it
-#: (the training loop) takes it then, so a large commit (a backlog after a slow disk) holds
-#: the lock in slices of about this much rather than for its whole length.
-GIL_SLICE = 0.002
 
 #: Entries per record in what :meth:`RunJournal.append` takes: step, timestamp, values.
 RECORD_FIELDS = 3
@@ -397,8 +394,9 @@ class RunJournal:
         ``fields`` holds the records flat, :data:`RECORD_FIELDS` entries each: ``[step,
         timestamp, values, step, ...]`` (the engine's buffer, which so holds no object per
         record). ``first_seq`` must be :attr:`record_count`. Each frame's record tuples
-        exist only while that frame is encoded, and every :data:`GIL_SLICE` the interpreter
-        lock is offered to other threads between frames.
+        exist only while that frame is encoded; between two frames (no C call here holds
+        the interpreter lock for more than about 0.15 ms), a thread that waited CPython's
+        switch interval for the lock gets it.
 
         Only the thread holding the engine's write lock calls this.
         """
@@ -411,14 +409,9 @@ class RunJournal:
                 f"run {self.run_id!r}: records must continue at seq {self.record_count}, "
                 f"got {first_seq}"
             )
-        clock = time.perf_counter
         db.execute("BEGIN IMMEDIATE")
         try:
-            sliced = clock()
             for start in range(0, count, FRAME_RECORDS):
-                if clock() - sliced > GIL_SLICE:
-                    time.sleep(0)  # the interpreter lock goes to a thread waiting for it
-                    sliced = clock()
                 db.execute(
                     "INSERT INTO frames VALUES (?, ?, ?, ?)",
                     _encode_frame(first_seq, fields, start, min(count, start + FRAME_RECORDS)),
