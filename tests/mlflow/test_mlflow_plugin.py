@@ -123,7 +123,7 @@ def test_not_an_mlflow_server_is_a_connection_error(tmp_path):
 
 def test_tracker_info():
     info = plugin.tracker_info()
-    assert info.max_batch_records == 1000
+    assert info.max_batch_records == plugin.MAX_BATCH_RECORDS == 5000
     assert info.capabilities == {"artifacts", "compare", "history"}
 
 
