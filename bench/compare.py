@@ -5,7 +5,8 @@ One command makes the figures of bench/RESULTS.md and README.md's Performance ta
     python bench/compare.py --load 0,2 --save
 
 (an idle run, then one beside 2 CPU-burning processes; ``--quick``, ``--skip-mlflow``,
-``--skip-latency`` and ``--skip-sdk-online`` shorten a run while developing; ``--out FILE``
+``--skip-mlflow-server``, ``--skip-latency`` and ``--skip-sdk-online`` shorten a run while
+developing; ``--out FILE``
 and ``--json FILE`` keep its tables or raw figures.) It measures, each library in fresh
 subprocesses:
 
@@ -34,7 +35,10 @@ subprocesses:
   the journal holds them (and until a tracker that acknowledges instantly did), median of
   5; and the committer alone (encode + append);
 * the delivery latency to W&B (``bench/latency.py``'s ``measure``: FakeWandB over loopback,
-  20 rows/s for ``--latency-seconds``, healthy and under issue 15's fault burst).
+  20 rows/s for ``--latency-seconds``, healthy and under issue 15's fault burst), beside
+* a real ``mlflow server`` (``bench/mlflow_throughput.py``'s measures): rows/s of trackmux's
+  MLflow plugin, ``MlflowClient.log_batch`` and raw httpx, interleaved rounds, then
+  trackmux's delivery latency to it.
 
 ``--load N`` runs N CPU-burning processes for the whole run (killed at its end, however it
 ends) and says so in the report's first line, with the load average. ``bench/compare_report.py``
@@ -66,6 +70,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -422,6 +427,56 @@ def worker_latency(seconds: float, burst_at: float) -> dict[str, Any]:
     return out
 
 
+#: ``bench/mlflow_throughput.py``'s clients, in the order each round runs them.
+MLFLOW_CLIENTS = ("trackmux", "mlflow-client", "raw-1", "raw-2")
+
+
+def worker_mlflow_server(rows: int, rounds: int, seconds: float) -> dict[str, Any]:
+    """``bench/mlflow_throughput.py``'s measures against one real ``mlflow server``.
+
+    Rows/s of trackmux's MLflow plugin, of ``MlflowClient.log_batch`` and of raw httpx
+    (one and two requests in flight), interleaved for ``rounds`` rounds; then trackmux's
+    delivery latency to it (20 rows/s for ``seconds``, default settings, no flush).
+    """
+    sys.path.insert(0, str(HERE))
+    os.environ["TRACKMUX_MLFLOW_VENV"] = str(VENV)  # the same MLflow as the rest of the run
+    import mlflow_throughput as bench
+
+    clients = {
+        "trackmux": bench.measure_trackmux,
+        "mlflow-client": bench.measure_mlflow_client,
+        "raw-1": lambda server, rows: bench.measure_raw(server, rows, 1),
+        "raw-2": lambda server, rows: bench.measure_raw(server, rows, 2),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in MLFLOW_CLIENTS}
+    cpu: dict[str, list[float]] = {name: [] for name in MLFLOW_CLIENTS}
+    with tempfile.TemporaryDirectory() as workdir:
+        server = bench.start_server(Path(workdir), bench.ensure_venv(log=lambda _: None))
+        try:
+            for _ in range(rounds):
+                for name in MLFLOW_CLIENTS:
+                    figures = clients[name](server, rows)
+                    rates[name].append(rows / figures["elapsed"])
+                    cpu[name].append(figures["server_cpu"] / rows)
+            values = bench.measure_latency(server, seconds, LATENCY_RATE)
+        finally:
+            server.stop()
+    return {
+        "rows": rows,
+        "rounds": rounds,
+        "rows_per_s": rates,
+        "server_cpu_per_row": cpu,
+        "latency": {
+            "seconds": seconds,
+            "rate": LATENCY_RATE,
+            "rows": len(values),
+            "p50": bench.quantile(values, 0.5),
+            "p99": bench.quantile(values, 0.99),
+            "max": max(values),
+        },
+    }
+
+
 def worker_total(records: int, repeats: int) -> dict[str, Any]:
     """``bench/total_cost.py``'s measure, ``repeats`` times: process and caller CPU seconds."""
     sys.path.insert(0, str(HERE))
@@ -621,6 +676,8 @@ def run_worker(argv: list[str]) -> None:
         result = worker_run(args.lib, args.steps)
     elif args.worker == "latency":
         result = worker_latency(args.seconds, args.burst_at)
+    elif args.worker == "mlflow-server":
+        result = worker_mlflow_server(args.steps, args.repeats, args.seconds)
     elif args.worker == "total":
         result = worker_total(args.steps, args.repeats)
     elif args.worker == "tail":
@@ -641,8 +698,13 @@ def run_worker(argv: list[str]) -> None:
 # ------------------------------------------------------------------------------------------
 
 
+_STARTED = time.monotonic()
+
+
 def say(message: str) -> None:
-    print(f"[compare] {message}", file=sys.stderr, flush=True)
+    """A progress line on stderr, with the seconds since the driver started."""
+    elapsed = time.monotonic() - _STARTED
+    print(f"[compare {elapsed:4.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 def venv_python(quiet: bool = False) -> Path:
@@ -730,8 +792,6 @@ def sdk_online_wire(python: Path, rows: int) -> dict[str, Any]:
             time.sleep(0.001)
         seen_at_start.append(len(fake.requests))
 
-    import threading
-
     stop = threading.Event()
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -813,6 +873,33 @@ class LoadWatch:
     def figures(self) -> dict[str, Any]:
         self.sample()
         return {"start": self.start, "end": list(os.getloadavg()), "max1": self.max1}
+
+
+class Background:
+    """``call(*args, **options)`` in a thread (or nothing when ``call`` is None)."""
+
+    def __init__(self, call: Any, *args: Any, **options: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if call is not None:
+
+            def run() -> None:
+                try:
+                    self._value = call(*args, **options)
+                except BaseException as exc:
+                    self._error = exc
+
+            self._thread = threading.Thread(target=run, daemon=True)
+            self._thread.start()
+
+    def result(self) -> Any:
+        """Its value once it ended (None if nothing ran); its exception, raised here."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def trackmux_script() -> list[str]:
@@ -917,10 +1004,25 @@ def measure(args: argparse.Namespace, watch: LoadWatch) -> dict[str, Any]:
         phase("W&B wire: official SDK online against FakeWandB")
         sdk_wire = sdk_online_wire(other, wire_steps)
     delivery: dict[str, Any] | None = None
+    mlflow_server: dict[str, Any] | None = None
+    seconds = 25.0 if quick else args.latency_seconds
+    latency_run = Background(
+        None if args.skip_latency else worker,
+        sys.executable,
+        "latency",
+        seconds=seconds,
+        burst_at=5.0,
+    )
     if not args.skip_latency:
-        seconds = 25.0 if quick else args.latency_seconds
+        # sleeps between 20 rows/s: it runs beside the MLflow server measures
         phase(f"delivery latency to FakeWandB: {seconds:g} s healthy, {seconds:g} s with a burst")
-        delivery = worker(sys.executable, "latency", seconds=seconds, burst_at=5.0)
+    if mlflow and not args.skip_mlflow_server:
+        rows, rounds = (1_000, 1) if quick else (args.mlflow_server_rows, 3)
+        phase(f"a real mlflow server: {rows:,} rows x {rounds} rounds per client, then latency")
+        mlflow_server = worker(
+            sys.executable, "mlflow-server", steps=rows, repeats=rounds, seconds=seconds
+        )
+    delivery = latency_run.result()
     return {
         "steps": steps,
         "batch": BATCH,
@@ -936,6 +1038,7 @@ def measure(args: argparse.Namespace, watch: LoadWatch) -> dict[str, Any]:
         "wire": wire,
         "sdk_wire": sdk_wire,
         "latency": delivery,
+        "mlflow_server": mlflow_server,
     }
 
 
@@ -1021,6 +1124,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--skip-latency",
         action="store_true",
         help="leave the delivery-latency runs out (their targets then read 'missed')",
+    )
+    parser.add_argument(
+        "--mlflow-server-rows",
+        type=int,
+        default=2_000,
+        help="rows per client and round against the real MLflow server (default 2,000)",
+    )
+    parser.add_argument(
+        "--skip-mlflow-server",
+        action="store_true",
+        help="leave out the real MLflow server's rows/s and latency",
     )
     parser.add_argument(
         "--skip-mlflow",

@@ -176,6 +176,8 @@ def targets(raw: dict[str, Any]) -> list[tuple[str, str, str, str, bool]]:
             fmt_ms(start["help"]),
             start["help"] <= 0.150,
         ),
+        *mlflow_server_targets(raw.get("mlflow_server")),
+        *latency_targets(raw.get("latency")),
         (
             "15.5",
             "absolute",
@@ -184,7 +186,6 @@ def targets(raw: dict[str, Any]) -> list[tuple[str, str, str, str, bool]]:
             f"{nogc['over_5ms']}; the same loop without trackmux: {floor['over_5ms']})",
             tail["over_5ms"] == 0,
         ),
-        *latency_targets(raw.get("latency")),
         (
             "6",
             "ratio",
@@ -219,6 +220,47 @@ def targets(raw: dict[str, Any]) -> list[tuple[str, str, str, str, bool]]:
             "the engine moves ≥ 200,000 rows/s into the journal on one core",
             f"{rows_s:,.0f} rows/s",
             rows_s >= 200_000,
+        ),
+    ]
+
+
+MLFLOW_CLIENT_LABELS = {
+    "trackmux": 'trackmux (`Tracker(["mlflow"])`, defaults), first log → `flush()`',
+    "mlflow-client": "`MlflowClient.log_batch`, 200 rows a request",
+    "raw-1": "raw httpx, prebuilt 1,000-metric bodies, 1 in flight",
+    "raw-2": "raw httpx, prebuilt 1,000-metric bodies, 2 in flight",
+}
+
+
+def mlflow_server_targets(
+    server: dict[str, Any] | None,
+) -> list[tuple[str, str, str, str, bool]]:
+    """Issue 15 items 3 and 4 on MLflow: the native client's rows/s, latency p99 ≤ 6 s."""
+    rate = "MLflow: trackmux's rows/s ≥ `MlflowClient.log_batch`'s, same real server (median)"
+    delay = "MLflow delivery, healthy server: p99 from log to stored ≤ 6 s"
+    if server is None:
+        missing = "not measured (`--skip-mlflow-server`)"
+        return [
+            ("15.3", "ratio", rate, missing, False),
+            ("15.4", "absolute", delay, missing, False),
+        ]
+    ours = median(server["rows_per_s"]["trackmux"])
+    theirs = median(server["rows_per_s"]["mlflow-client"])
+    latency = server["latency"]
+    return [
+        (
+            "15.3",
+            "ratio",
+            rate,
+            f"{ours:,.0f} vs {theirs:,.0f} rows/s ({ours / theirs:.2f}x)",
+            ours >= theirs,
+        ),
+        (
+            "15.4",
+            "absolute",
+            delay,
+            f"p99 {latency['p99']:.2f} s (max {latency['max']:.2f} s)",
+            latency["p99"] <= 6.0,
         ),
     ]
 
@@ -536,6 +578,39 @@ def render_run(raw: dict[str, Any], level: str = "###") -> str:
                 f"| {label} | {d['rows']:,} | {d['p50']:.2f} s | {d['p99']:.2f} s "
                 f"| {d['max']:.2f} s |"
             )
+    add("")
+    server = raw.get("mlflow_server")
+    add(f"{level} A real MLflow server: rows per second and delivery latency")
+    add("")
+    if server is None:
+        add("Not measured in this run (`--skip-mlflow-server`).")
+    else:
+        add(
+            f"`bench/mlflow_throughput.py`'s measures against one `mlflow server` (SQLite store, "
+            f"one worker, MLflow {raw['versions']['mlflow']}): {server['rows']:,} rows of 5 "
+            f"metrics into a fresh run per client, the clients interleaved for "
+            f"{server['rounds']} round(s) (wall time, median and range); the server's CPU per "
+            f"1,000 rows from `/proc`. Then trackmux's delivery latency to it: "
+            f"{server['latency']['rate']:g} rows/s for {server['latency']['seconds']:g} s, "
+            "default settings (5 s interval), no `flush()`."
+        )
+        add("")
+        add("| client | rows/s, median | range | server CPU per 1,000 rows | vs MlflowClient |")
+        add("|---|---|---|---|---|")
+        client = median(server["rows_per_s"]["mlflow-client"])
+        for name, label in MLFLOW_CLIENT_LABELS.items():
+            rates = server["rows_per_s"][name]
+            cpu_ms = median(server["server_cpu_per_row"][name]) * 1e6
+            add(
+                f"| {label} | {median(rates):,.0f} | {min(rates):,.0f}-{max(rates):,.0f} "
+                f"| {cpu_ms:,.0f} ms | {median(rates) / client:.2f}x |"
+            )
+        lat = server["latency"]
+        add("")
+        add(
+            f"Delivery latency to MLflow ({lat['rows']:,} rows): p50 {lat['p50']:.2f} s, "
+            f"p99 {lat['p99']:.2f} s, max {lat['max']:.2f} s."
+        )
     add("")
     add(f"{level} Targets of this run")
     add("")

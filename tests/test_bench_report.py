@@ -139,7 +139,7 @@ def test_a_run_without_mlflow_reads_missed_not_a_made_up_figure(
         del raw["hot"][lib], raw["runs"][lib]
     del raw["imports"]["mlflow"]
     rows = {target: (measured, met) for _, _, target, measured, met in compare_report.targets(raw)}
-    (mlflow,) = [v for k, v in rows.items() if "MLflow" in k]
+    (mlflow,) = [v for k, v in rows.items() if "MLflow's synchronous call" in k]
     assert mlflow == ("not measured (`--skip-mlflow`)", False)
     assert "not measured" in compare_report.render_readme({"idle": raw})
     compare_report.render_run(raw)  # renders without the MLflow rows
@@ -196,8 +196,8 @@ def test_load_burners_die_with_the_benchmark(how: str) -> None:
 def _latency(raw: dict[str, Any]) -> list[tuple[str, bool]]:
     return [
         (measured, met)
-        for issue, _, _, measured, met in compare_report.targets(raw)
-        if issue == "15.4"
+        for _, _, target, measured, met in compare_report.targets(raw)
+        if target.startswith("W&B delivery")
     ]
 
 
@@ -222,3 +222,34 @@ def test_delivery_latency_verdicts_and_a_run_that_failed_or_skipped_them(
     assert "failed: 599 of 600 rows stored" in compare_report.render_run(raw)
     raw["latency"] = None
     assert _latency(raw) == [("not measured (`--skip-latency`)", False)] * 2
+
+
+def test_mlflow_server_verdicts_and_a_run_that_skipped_them(results: dict[str, Any]) -> None:
+    raw = copy.deepcopy(results["idle"])
+    raw["mlflow_server"] = {
+        "rows": 4000,
+        "rounds": 3,
+        "rows_per_s": {
+            "trackmux": [900.0, 1000.0, 1100.0],
+            "mlflow-client": [990.0] * 3,
+            "raw-1": [1200.0] * 3,
+            "raw-2": [1300.0] * 3,
+        },
+        "server_cpu_per_row": {
+            name: [5e-4] * 3 for name in ("trackmux", "mlflow-client", "raw-1", "raw-2")
+        },
+        "latency": {"seconds": 30, "rate": 20, "rows": 600, "p50": 2.6, "p99": 5.2, "max": 5.3},
+    }
+    rows = {t[2]: t for t in compare_report.targets(raw)}
+    (rate,) = [t for k, t in rows.items() if "MlflowClient.log_batch" in k]
+    (delay,) = [t for k, t in rows.items() if k.startswith("MLflow delivery")]
+    assert rate[3:] == ("1,000 vs 990 rows/s (1.01x)", True)
+    assert delay[4]
+    raw["mlflow_server"]["rows_per_s"]["mlflow-client"] = [1001.0] * 3
+    raw["mlflow_server"]["latency"]["p99"] = 6.01
+    rows = {t[2]: t for t in compare_report.targets(raw)}
+    assert not any(t[4] for k, t in rows.items() if "MLflow" in k and t[0] != "6")
+    assert "MlflowClient.log_batch`, 200 rows a request | 1,001" in compare_report.render_run(raw)
+    raw["mlflow_server"] = None
+    skipped = [t for t in compare_report.targets(raw) if "skip-mlflow-server" in t[3]]
+    assert len(skipped) == 2 and not any(t[4] for t in skipped)
