@@ -237,16 +237,7 @@ class Attribution:
             caller_of = worker.hooks.caller
 
             def timed_caller(hook: str, caller_of: Any = caller_of) -> Any:
-                fn = caller_of(hook)
-
-                def timed(*args: Any, **kwargs: Any) -> Any:
-                    start = clock()
-                    try:
-                        return fn(*args, **kwargs)
-                    finally:
-                        self.hooks.append((start, clock(), hook))
-
-                return timed
+                return _TimedHook(caller_of(hook), hook, self.hooks)
 
             worker.hooks.caller = timed_caller
 
@@ -269,6 +260,23 @@ class Attribution:
         if not overlap:
             return "none recorded (the loop thread, or the machine)"
         return max(overlap, key=overlap.__getitem__)
+
+
+class _TimedHook:
+    """A hook caller that records the interval of each call (anything else: the caller's)."""
+
+    def __init__(self, caller: Any, hook: str, into: list[tuple[int, int, str]]) -> None:
+        self._caller, self._hook, self._into = caller, hook, into
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter_ns()
+        try:
+            return self._caller(*args, **kwargs)
+        finally:
+            self._into.append((start, time.perf_counter_ns(), self._hook))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._caller, name)
 
 
 def _heap(objects: int) -> list[Any]:
@@ -371,6 +379,31 @@ def bench_tail(
             "causes": causes, "commits": attribution.commits if attribution else []}
 
 
+def bench_machine(overhead: float, calls: int, work: int) -> dict[str, Any]:
+    """The same loop without trackmux, each call ``work`` iterations of :func:`_work` (as
+    long as a ``log_metrics`` call, so the loop lasts about as long) and an append to a list:
+    the pauses the machine causes by itself, measured beside the others."""
+    clock = time.perf_counter_ns
+    laps = [0] * calls
+    sink: list[Any] = []
+    append = sink.append
+    for step in range(1, calls + 1):
+        start = clock()
+        if work:
+            _work(work)
+        append(step)
+        laps[step - 1] = clock() - start
+    ordered = sorted(laps)
+    cut = overhead * 1e9
+
+    def at(q: float) -> float:
+        return (ordered[min(len(ordered) - 1, int(len(ordered) * q))] - cut) / 1e3
+
+    return {"p50": at(0.5), "p99": at(0.99), "p99.9": at(0.999), "max": (ordered[-1] - cut) / 1e3,
+            "over_1ms": sum(lap > PAUSE_NS for lap in laps),
+            "over_5ms": sum(lap > LONG_NS for lap in laps)}
+
+
 def main_tail(
     overhead: float, attribute: bool = False, heap: int = 0, journal_only: bool = False,
     calls: int = TAIL_CALLS, step_us: float = 0,
@@ -396,6 +429,10 @@ def main_tail(
         print(f"| {'on' if collect else 'off (control)'} | {r['p50']:.2f} us | {r['p99']:.2f} us "
               f"| {r['p99.9']:.2f} us | {r['max']:.0f} us | {r['over_1ms']} | {r['over_5ms']} "
               f"| {r['collections']} | {r['caller_collections']} |", flush=True)
+    m = bench_machine(overhead, calls, work + _calibrate_work(results[0][1]["p50"]))
+    print(f"| no trackmux: as long a call, no thread (the machine's own pauses) "
+          f"| {m['p50']:.2f} us | {m['p99']:.2f} us | {m['p99.9']:.2f} us | {m['max']:.0f} us "
+          f"| {m['over_1ms']} | {m['over_5ms']} | | |", flush=True)
     del held
     if not attribute:
         return
