@@ -397,10 +397,11 @@ async def _send_parts(
     failures: list[Exception] = []
 
     async def sender() -> None:
-        for part in parts:
-            if failures:
-                return
+        while not failures:
             try:
+                part = next(parts, None)  # parts are built here, as they are taken
+                if part is None:
+                    return
                 await session.client.call(
                     "POST", "runs/log-batch", body={"run_id": run_id, "metrics": part}
                 )
