@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,9 +88,11 @@ def parent(processes: int, rows: int) -> int:
     print(f"wall time                 {elapsed:.2f} s (start of the first child to the last "
           f"finish())")
     print(f"throughput                {total / elapsed:,.0f} rows/s delivered end to end")
-    print(f"connect + submit_job      median {sorted(r['connect_s'] for r in results)[len(results) // 2]:.2f} s")
-    print(f"log loop per process      median {sorted(r['log_s'] for r in results)[len(results) // 2]:.2f} s "
-          f"({rows / sorted(r['log_s'] for r in results)[len(results) // 2]:,.0f} rows/s per process)")
+    connect_s = statistics.median_high(r["connect_s"] for r in results)
+    log_s = statistics.median_high(r["log_s"] for r in results)
+    print(f"connect + submit_job      median {connect_s:.2f} s")
+    print(f"log loop per process      median {log_s:.2f} s "
+          f"({rows / log_s:,.0f} rows/s per process)")
     print(f"requests                  {len(requests):,} ({len(streams):,} file_stream, "
           f"{sum(1 for r in requests if r.status is None or r.status >= 400)} failed)")
     print(f"history lines sent        {sum(r.history_lines for r in streams):,}")
