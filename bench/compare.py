@@ -87,7 +87,8 @@ JOURNAL_REPEATS = 5  # engine journal runs; the median is reported
 #: MLflow modes, whose calls take milliseconds: their runs log --slow-steps steps (the
 #: asynchronous mode on SQLite took 250 s to drain 20,000 steps).
 SLOW = ("mlflow-sqlite-sync", "mlflow-file-sync", "mlflow-sqlite-async", "mlflow-file-async")
-SLOW_BATCH = 5  # calls per timed sample when a call takes over 1 ms
+SLOW_BATCH = 5  # calls per timed sample when a call takes over 1 ms, and for MLflow's
+SLOW_SAMPLES = 40  # timed samples at most for MLflow's calls
 N_METRICS = 5
 LATENCY_RATE = 20.0  # rows per second for the delivery-latency runs
 
@@ -116,18 +117,21 @@ def rss_now_kb() -> int:
     return 0
 
 
-def time_calls(call: Any, budget: float, max_samples: int, min_samples: int = 20) -> dict[str, Any]:
+def time_calls(
+    call: Any, budget: float, max_samples: int, min_samples: int = 20, slow: bool = False
+) -> dict[str, Any]:
     """Per-call mean over batches of calls, until ``budget`` seconds or max_samples.
 
-    A batch is BATCH calls, or SLOW_BATCH for calls slower than 1 ms (MLflow's synchronous
-    ones take tens of ms: 20 batches of 100 would take a minute).
+    A batch is BATCH calls, or SLOW_BATCH for calls slower than 1 ms or when ``slow``
+    (MLflow's synchronous calls take milliseconds: 20 batches of 100 would take a minute;
+    its asynchronous ones queue what SQLite drains at ~100 steps/s once the run ends).
     """
     step = 0
     t = time.perf_counter()
     for _ in range(10):  # warm up
         call(step)
         step += 1
-    batch = BATCH if (time.perf_counter() - t) / 10 < 1e-3 else SLOW_BATCH
+    batch = BATCH if (time.perf_counter() - t) / 10 < 1e-3 and not slow else SLOW_BATCH
     samples: list[float] = []
     started = time.perf_counter()
     while len(samples) < max_samples and (
@@ -233,7 +237,10 @@ def worker_hot(lib: str, budget: float, max_samples: int) -> dict[str, Any]:
     workdir = tempfile.mkdtemp(prefix="trackmux-compare-")
     try:
         session = _Session(lib, workdir)
-        result = time_calls(session.log, budget, max_samples)
+        if lib in SLOW:  # at most 40 batches of 5: fewer queued calls to drain at the end
+            result = time_calls(session.log, budget, min(max_samples, SLOW_SAMPLES), slow=True)
+        else:
+            result = time_calls(session.log, budget, max_samples)
         session.close()
         session.after_close()
     finally:
@@ -1080,10 +1087,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--slow-steps",
         type=int,
-        default=2_000,
+        default=1_000,
         help="steps for the MLflow runs, whose calls take milliseconds (and "
         "whose asynchronous queue drains at ~100 steps/s on SQLite): "
-        "100,000 of them would take from minutes to hours (default 2,000)",
+        "100,000 of them would take from minutes to hours (default 1,000)",
     )
     parser.add_argument(
         "--wire-steps", type=int, default=10_000, help="rows for the W&B wire runs (default 10,000)"

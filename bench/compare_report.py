@@ -375,7 +375,8 @@ def render_run(raw: dict[str, Any], level: str = "###") -> str:
     add(f"{level} Cost of one `log_metrics` call, 5 floats")
     add("")
     add(
-        f"Mean per call over batches of {raw['batch']} calls, in a fresh process per library; "
+        f"Mean per call over batches of {raw['batch']} calls (of 5 for MLflow's, whose calls "
+        "take up to milliseconds), in a fresh process per library; "
         '"trackmux is Nx cheaper" = their median / trackmux\'s median (p99 likewise).'
     )
     add("")
