@@ -762,6 +762,24 @@ def render_readme(results: dict[str, Any]) -> str:
         return f"{w['all_requests_per_1k']:.1f} requests, {w['all_bytes_per_1k'] / 1e3:,.0f} KB"
 
     add(f"| W&B wire, per 1,000 rows | {per_1k(wire)} | {per_1k(sdk_wire)} | |")
+    server = raw.get("mlflow_server")
+    if server is not None:
+        ours_rate = median(server["rows_per_s"]["trackmux"])
+        client = median(server["rows_per_s"]["mlflow-client"])
+        add(
+            f"| rows/s into a real MLflow server (SQLite, 1 worker) | {ours_rate:,.0f} | "
+            f"| {client:,.0f} `MlflowClient.log_batch` (trackmux {ours_rate / client:.2f}x) |"
+        )
+    delivery = raw.get("latency")
+    complete = delivery is not None and not any(
+        "error" in delivery[c] for c in ("healthy", "burst")
+    )
+    if delivery is not None and server is not None and complete:
+        add(
+            f"| log → stored, p99, default 5 s interval | W&B {delivery['healthy']['p99']:.1f} s "
+            f"(fault burst: max {delivery['burst']['max']:.1f} s), MLflow "
+            f"{server['latency']['p99']:.1f} s | | |"
+        )
     add("")
     add(
         f"The engine moves {raw['journal']['journal_rows_per_s']:,.0f} rows/s into the journal "
