@@ -774,7 +774,7 @@ def render_readme(results: dict[str, Any]) -> str:
     complete = delivery is not None and not any(
         "error" in delivery[c] for c in ("healthy", "burst")
     )
-    if delivery is not None and server is not None and complete:
+    if server is not None and complete:
         add(
             f"| log → stored, p99, default 5 s interval | W&B {delivery['healthy']['p99']:.1f} s "
             f"(fault burst: max {delivery['burst']['max']:.1f} s), MLflow "
