@@ -95,6 +95,12 @@ Record = tuple[int, int, float, dict[str, Any]]
 #: interval, commits grew to ``max_buffer`` and the loop waited for room instead.)
 FRAME_RECORDS = 512
 
+#: Frames per ``INSERT`` statement (4 parameters each, within SQLite's oldest limit of 999).
+#: Each statement lets go of the interpreter lock while SQLite runs it, and behind a busy
+#: training loop the committer then waits up to CPython's switch interval to get it back:
+#: one statement per commit, not one per frame, keeps a commit from paying that 40 times.
+_ROWS_PER_INSERT = 249
+
 #: Entries per record in what :meth:`RunJournal.append` takes: step, timestamp, values.
 RECORD_FIELDS = 3
 
@@ -409,12 +415,17 @@ class RunJournal:
                 f"run {self.run_id!r}: records must continue at seq {self.record_count}, "
                 f"got {first_seq}"
             )
+        rows = [
+            _encode_frame(first_seq, fields, start, min(count, start + FRAME_RECORDS))
+            for start in range(0, count, FRAME_RECORDS)
+        ]
         db.execute("BEGIN IMMEDIATE")
         try:
-            for start in range(0, count, FRAME_RECORDS):
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                part = rows[start : start + _ROWS_PER_INSERT]
                 db.execute(
-                    "INSERT INTO frames VALUES (?, ?, ?, ?)",
-                    _encode_frame(first_seq, fields, start, min(count, start + FRAME_RECORDS)),
+                    "INSERT INTO frames VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(part)),
+                    [value for row in part for value in row],
                 )
             if cursors:
                 db.executemany(
