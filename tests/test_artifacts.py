@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -347,20 +348,9 @@ def test_artifacts_download_verifies_what_it_writes(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Any:
-    """A real 2 MiB tmpfs (skipped where mounting is impossible: not root, no tmpfs)."""
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def small_fs(mount_tmpfs: Callable[[str], Path]) -> Path:
+    """A real 2 MiB tmpfs (see ``mount_tmpfs`` in conftest.py)."""
+    return mount_tmpfs("2m")
 
 
 def test_a_full_disk_at_the_call_raises_there_and_loses_nothing_accepted(

@@ -5,7 +5,7 @@ ConnectionError about a tracker; reading the runs that are there still works."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,18 +17,9 @@ pytestmark = pytest.mark.usefixtures("isolated_env")
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MB tmpfs of our own (we run as root), unmounted afterwards."""
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def small_fs(mount_tmpfs: Callable[[str], Path]) -> Path:
+    """A real 1 MiB tmpfs (see ``mount_tmpfs`` in conftest.py)."""
+    return mount_tmpfs("1m")
 
 
 def _read_only(mount: Path) -> None:

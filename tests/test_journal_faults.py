@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,20 +93,9 @@ def journal_seqs(data_dir: Path, run_id: str) -> list[int]:
 
 
 @pytest.fixture
-def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MiB tmpfs (skipped where mounting is impossible: not root, no tmpfs)."""
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; the injected-ENOSPC tests still run")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def tiny_fs(mount_tmpfs: Callable[[str], Path]) -> Path:
+    """A real 1 MiB tmpfs (see ``mount_tmpfs`` in conftest.py)."""
+    return mount_tmpfs("1m")
 
 
 # -- item 1: a failed journal write ------------------------------------------------------
