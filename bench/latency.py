@@ -25,6 +25,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sized
 
 import trackmux
 from trackmux_wandb.testing import AfterApply, Drop, FakeWandB, Status, Timeout
@@ -40,11 +41,43 @@ def inject_burst(fake: FakeWandB) -> None:
     fake.inject(Drop(), count=1, match="file_stream")
 
 
+def row_values(step: int) -> dict[str, float]:
+    """The 5 floats of one row."""
+    return {"loss": 1.0 / (step + 1), "acc": 0.5, "lr": 3e-4, "grad_norm": 1.25,
+            "tokens": float(step)}
+
+
+def log_paced(
+    tracker: trackmux.Tracker,
+    run: str,
+    count: int,
+    rate: float,
+    stored: Sized,
+    *,
+    values: Callable[[int], dict[str, float]] = row_values,
+    on_step: Callable[[int], object] | None = None,
+) -> list[float]:
+    """Log ``count`` rows at ``rate`` per second, no ``flush()`` (``on_step(step)`` runs just
+    before each), then wait up to 120 s until ``stored`` (filled by the caller's poller)
+    holds as many; the ``perf_counter`` time each row was logged."""
+    logged: list[float] = []
+    start = time.perf_counter()
+    for step in range(count):
+        time.sleep(max(0.0, start + step / rate - time.perf_counter()))
+        if on_step is not None:
+            on_step(step)
+        logged.append(time.perf_counter())
+        tracker.log_metrics(run, values(step), step)
+    deadline = time.perf_counter() + 120
+    while len(stored) < count and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    return logged
+
+
 def measure(seconds: float, rate: float, burst_at: float | None) -> list[float]:
     """Per-row latency in seconds (log to first seen stored)."""
     fake = FakeWandB()
     url = fake.start()
-    logged: list[float] = []
     stored: list[float] = []
     done = threading.Event()
     run_id = "lat" + ("burst" if burst_at is not None else "ok")
@@ -65,20 +98,14 @@ def measure(seconds: float, rate: float, burst_at: float | None) -> list[float]:
                 run = tracker.submit_job(project_name=PROJECT, run_id=run_id)
                 poller = threading.Thread(target=poll, daemon=True)
                 poller.start()
-                start = time.perf_counter()
                 count = int(seconds * rate)
-                for step in range(count):
-                    target = start + step / rate
-                    time.sleep(max(0.0, target - time.perf_counter()))
-                    if burst_at is not None and step == int(burst_at * rate):
+                burst_step = None if burst_at is None else int(burst_at * rate)
+
+                def burst(step: int) -> None:
+                    if step == burst_step:
                         inject_burst(fake)
-                    logged.append(time.perf_counter())
-                    tracker.log_metrics(run, {"loss": 1.0 / (step + 1), "acc": 0.5,
-                                              "lr": 3e-4, "grad_norm": 1.25,
-                                              "tokens": float(step)}, step)
-                deadline = time.perf_counter() + 120
-                while len(stored) < count and time.perf_counter() < deadline:
-                    time.sleep(0.05)
+
+                logged = log_paced(tracker, run, count, rate, stored, on_step=burst)
                 done.set()
                 poller.join()
                 assert len(stored) >= count, f"{len(stored)} of {count} rows stored"

@@ -52,6 +52,7 @@ import trackmux
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "mlflow"))
 
 from _mlflow_server import MLFLOW_VERSION, MLflowServer, ensure_venv, start_server
+from latency import log_paced, row_values
 
 #: MLflow's own client, started and stopped by the parent (one line each way) so that the
 #: server's CPU is read around the loop alone, not the client's imports or the read-back.
@@ -82,12 +83,6 @@ print(json.dumps({"stored": len(client.get_metric_history(run, "loss"))}), flush
 
 _API = "/api/2.0/mlflow/"
 _POLL = 0.05
-
-
-def row_values(step: int) -> dict[str, float]:
-    """The 5 metrics of row ``step``, the same for every client."""
-    return {"loss": 1.0 / (step + 1), "acc": 0.5, "lr": 3e-4, "grad_norm": 1.25,
-            "tokens": float(step)}
 
 
 def server_cpu(server: MLflowServer) -> float:
@@ -205,7 +200,6 @@ def measure_raw(server: MLflowServer, rows: int, parallel: int) -> dict[str, flo
 
 def measure_latency(server: MLflowServer, seconds: float, rate: float) -> list[float]:
     """Per-row seconds from ``log_metrics`` to the row stored, default settings, no flush."""
-    logged: list[float] = []
     stored_at: dict[int, float] = {}
     done = threading.Event()
     count = int(seconds * rate)
@@ -235,14 +229,7 @@ def measure_latency(server: MLflowServer, seconds: float, rate: float) -> list[f
 
             poller = threading.Thread(target=poll, daemon=True)
             poller.start()
-            start = time.perf_counter()
-            for step in range(count):
-                time.sleep(max(0.0, start + step / rate - time.perf_counter()))
-                logged.append(time.perf_counter())
-                tracker.log_metrics(run, row_values(step), step)
-            deadline = time.perf_counter() + 120
-            while len(stored_at) < count and time.perf_counter() < deadline:
-                time.sleep(0.05)
+            logged = log_paced(tracker, run, count, rate, stored_at)
             done.set()
             poller.join()
             assert len(stored_at) >= count, f"{len(stored_at)} of {count} rows stored"
