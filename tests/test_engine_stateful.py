@@ -218,7 +218,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.journal_faults.count = 0
         for _ in range(100):
             if self.engine.journal_error is None and not any(
-                    run.buffer for run in self.engine.runs.values()):
+                    run.buffered for run in self.engine.runs.values()):
                 break
             self._run(asyncio.sleep(10.0))
         else:

@@ -11,7 +11,7 @@ import pytest
 import trackmux
 from memory_tracker import MemoryTracker
 from trackmux import _journal
-from trackmux._journal import RECORD_FIELDS, RunJournal
+from trackmux._journal import FRAME_RECORDS, RECORD_FIELDS, RunJournal
 
 
 def test_buffered_records_are_not_tracked_by_the_cyclic_gc(tmp_path: Path) -> None:
@@ -31,11 +31,19 @@ def test_buffered_records_are_not_tracked_by_the_cyclic_gc(tmp_path: Path) -> No
             tracker.log_metrics(run, {"loss": 1.0 / (step + 1), "epoch": step // 100}, step)
         tracker.log_metrics(run, once_tracked)
         tracker.log_metrics(run, {"loss": 2.0, "nested": {"a": 1, "b": 2.5}})
-        buffered = engine.runs[run].buffer
-        assert engine.runs[run].buffered == 3002
-        assert len(buffered) == RECORD_FIELDS * 3002
-        assert [x for x in buffered if gc.is_tracked(x)] == []
-        assert not gc.is_tracked(buffered[-1]) and buffered[-1]["nested/b"] == 2.5
+        held = engine.runs[run]
+        assert held.buffered == 3002
+        # whole frames are encoded as they fill (bytes); the rest waits flat
+        assert [(f[0], f[1]) for f in held.frames] == [
+            (start, start + FRAME_RECORDS - 1) for start in range(0, 3002 - 511, FRAME_RECORDS)]
+        assert len(held.buffer) == RECORD_FIELDS * (3002 % FRAME_RECORDS)
+        waiting = [*(part for frame in held.frames for part in frame), *held.buffer]
+        assert [x for x in waiting if gc.is_tracked(x)] == []
+        # a frame's row tuple holds only untracked values: the first collection it sees
+        # stops tracking it (one tuple per 512 records, never walked again)
+        gc.collect()
+        assert [frame for frame in held.frames if gc.is_tracked(frame)] == []
+        assert not gc.is_tracked(held.buffer[-1]) and held.buffer[-1]["nested/b"] == 2.5
         assert tracker.flush().delivered
     assert sink.values(run, "loss")[-3:] == [1.0 / 3000, 0.5, 2.0]
     assert sink.values(run, "_step")[-3:] == [2999, 3000, 3001]

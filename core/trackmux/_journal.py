@@ -50,13 +50,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import marshal
 import os
 import socket
 import sqlite3
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,8 @@ from trackmux_spec import MetricRecord
 from trackmux_spec.journal import connect_read_only, iter_frames_from
 
 from ._files import make_private_dir, read_json, write_json_atomic
+
+logger = logging.getLogger("trackmux")
 
 __all__ = [
     "RECORD_FIELDS",
@@ -100,6 +104,13 @@ FRAME_RECORDS = 512
 #: training loop the committer then waits up to CPython's switch interval to get it back:
 #: one statement per commit, not one per frame, keeps a commit from paying that 40 times.
 _ROWS_PER_INSERT = 249
+
+#: Bytes of frames written between two checkpoints of the write-ahead log (SQLite's own
+#: default, 1,000 pages, is about as much). The writer never checkpoints: SQLite would do it
+#: inside a commit, and its fsyncs (10-15 ms here) would hold up the committer while a
+#: training loop waits for buffer room. A short-lived thread with its own connection runs a
+#: PASSIVE checkpoint instead, beside the writer, which WAL mode allows.
+CHECKPOINT_BYTES = 4 << 20
 
 #: Entries per record in what :meth:`RunJournal.append` takes: step, timestamp, values.
 RECORD_FIELDS = 3
@@ -196,11 +207,15 @@ def _read_holder(fd: int) -> dict[str, Any] | None:
     return holder if isinstance(holder, dict) else None
 
 
-def _encode_frame(
-    first_seq: int, fields: list[Any], start: int, stop: int
-) -> tuple[int, int, int, bytes]:
+#: A ``frames`` row: first seq, last seq, last step, the ``marshal``'d records.
+Frame = tuple[int, int, int, bytes]
+
+
+def encode_frame(first_seq: int, fields: list[Any], start: int, stop: int) -> Frame:
     """The ``frames`` row of records ``start`` to ``stop - 1`` of ``fields`` (flat, see
-    :meth:`RunJournal.append`): a ``marshal``'d list of ``(seq, step, timestamp, values)``."""
+    :meth:`RunJournal.append`, the first being record ``first_seq``): a ``marshal``'d list
+    of ``(seq, step, timestamp, values)``. Any thread; the engine's hot path encodes each
+    full frame as it fills, so the committer holds the interpreter lock only briefly."""
     n, low, high = RECORD_FIELDS, start * RECORD_FIELDS, stop * RECORD_FIELDS
     records = list(
         zip(
@@ -295,6 +310,8 @@ class RunJournal:
         self._db: sqlite3.Connection | None = None
         self._abandoned_db: sqlite3.Connection | None = None  # a forked child's copy
         self._lock: _WriterLock | None = None
+        self._unchecked = 0  # bytes of frames written since the last checkpoint began
+        self._checkpointer: threading.Thread | None = None
 
     @property
     def run_id(self) -> str:
@@ -374,6 +391,7 @@ class RunJournal:
             try:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+                db.execute("PRAGMA wal_autocheckpoint=0")  # see CHECKPOINT_BYTES
                 db.executescript(_SCHEMA)
                 _migrate_legacy(self.directory, db)
                 row = db.execute(
@@ -392,17 +410,21 @@ class RunJournal:
     # -- records ----------------------------------------------------------------------
 
     def append(
-        self, first_seq: int, fields: list[Any], cursors: dict[str, Cursor] | None = None
+        self,
+        first_seq: int,
+        fields: list[Any],
+        cursors: dict[str, Cursor] | None = None,
+        *,
+        frames: Sequence[Frame] = (),
     ) -> None:
         """Append records ``first_seq``, ``first_seq + 1``, ... and store ``cursors``, in one
         transaction: on any error nothing of it is written (and the error is raised).
 
-        ``fields`` holds the records flat, :data:`RECORD_FIELDS` entries each: ``[step,
+        The records are ``frames`` (rows :func:`encode_frame` made, consecutive), then
+        ``fields``, which holds records flat, :data:`RECORD_FIELDS` entries each: ``[step,
         timestamp, values, step, ...]`` (the engine's buffer, which so holds no object per
-        record). ``first_seq`` must be :attr:`record_count`. Each frame's record tuples
-        exist only while that frame is encoded; between two frames (no C call here holds
-        the interpreter lock for more than about 0.15 ms), a thread that waited CPython's
-        switch interval for the lock gets it.
+        record), encoded here in frames of :data:`FRAME_RECORDS`. ``first_seq`` must be
+        :attr:`record_count`.
 
         Only the thread holding the engine's write lock calls this.
         """
@@ -410,15 +432,64 @@ class RunJournal:
         if db is None:
             raise RuntimeError(f"the journal of run {self.run_id!r} is not open for writing")
         count = len(fields) // RECORD_FIELDS
-        if count and first_seq != self.record_count:
+        if (frames or count) and first_seq != self.record_count:
             raise ValueError(
                 f"run {self.run_id!r}: records must continue at seq {self.record_count}, "
                 f"got {first_seq}"
             )
-        rows = [
-            _encode_frame(first_seq, fields, start, min(count, start + FRAME_RECORDS))
+        rows, first = [], first_seq
+        for row in frames:
+            if row[0] != first:
+                raise ValueError(
+                    f"run {self.run_id!r}: records must continue at seq {first}, "
+                    f"got a frame from seq {row[0]}"
+                )
+            rows.append(row)
+            first = row[1] + 1
+        rows += [
+            encode_frame(first, fields, start, min(count, start + FRAME_RECORDS))
             for start in range(0, count, FRAME_RECORDS)
         ]
+        if not rows and not cursors:
+            return
+        if not cursors and len(rows) <= _ROWS_PER_INSERT:  # one statement is a transaction
+            db.execute(
+                "INSERT INTO frames VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(rows)),
+                [value for row in rows for value in row],
+            )
+        else:
+            self._append_rows(db, rows, cursors)
+        if rows:
+            self.record_count = rows[-1][1] + 1
+            self.last_step = rows[-1][2]
+            self._unchecked += sum(len(row[3]) for row in rows)
+            if self._unchecked >= CHECKPOINT_BYTES:
+                self._start_checkpoint()
+
+    def _start_checkpoint(self) -> None:
+        """Checkpoint the write-ahead log beside the writer, unless one is under way."""
+        if self._checkpointer is not None and self._checkpointer.is_alive():
+            return
+        self._unchecked = 0
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint, name=f"trackmux-checkpoint-{self.run_id}", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint(self) -> None:
+        try:
+            db = sqlite3.connect(self.records_path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                db.close()
+        except sqlite3.Error as exc:  # a full disk: the log keeps every frame; next time
+            logger.debug("run %r: checkpoint failed: %s", self.run_id, exc)
+
+    @staticmethod
+    def _append_rows(
+        db: sqlite3.Connection, rows: list[Frame], cursors: dict[str, Cursor] | None
+    ) -> None:
         db.execute("BEGIN IMMEDIATE")
         try:
             for start in range(0, len(rows), _ROWS_PER_INSERT):
@@ -437,9 +508,6 @@ class RunJournal:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             raise
-        if count:
-            self.record_count = first_seq + count
-            self.last_step = fields[-RECORD_FIELDS]
 
     def reader(self, cursor: Cursor) -> RecordReader:
         """A reader positioned at ``cursor`` (its own read-only connection)."""
@@ -480,6 +548,9 @@ class RunJournal:
 
     def close(self) -> None:
         """Close the database and release the run for other writers (idempotent)."""
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.join(BUSY_TIMEOUT)
         db, self._db = self._db, None
         if db is not None:
             # back to a single self-contained file (the WAL checkpointed into it), so that

@@ -91,7 +91,7 @@ def dead_pid() -> int:
 
 def test_tracker_info() -> None:
     info = null.tracker_info()
-    assert info.max_batch_records == 2_000
+    assert info.max_batch_records == 20_000
     assert info.min_batch_interval == 0.0
     assert info.capabilities == {"artifacts", "compare", "history"}
 

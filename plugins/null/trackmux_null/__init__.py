@@ -29,7 +29,7 @@ writing, and ignored when it is read.
 
 Records that reach it through the engine are kept by reference (``journal_references``
 in :func:`tracker_info`, :mod:`trackmux_spec.journal`): the journal already holds them, so
-acknowledging 2,000 records appends one small item instead of decoding, re-encoding and
+acknowledging up to 20,000 records appends one small item instead of decoding, re-encoding and
 writing every row a second time. The offline tracker's history therefore lives in the
 journal: deleting ``journal/<run id>`` deletes it (``get_history`` then says which journal
 is missing). Records handed to :func:`log_metrics` as a plain list (a wrapper plugin that
@@ -106,7 +106,7 @@ def _session(session: object) -> NullSession:
 def tracker_info() -> TrackerInfo:
     """Large batches, no rate limit, every capability, rows kept by reference to the journal."""
     return TrackerInfo(
-        max_batch_records=2_000,
+        max_batch_records=20_000,
         journal_references=True,
         min_batch_interval=0.0,
         capabilities=_CAPABILITIES,  # type: ignore[arg-type]  # mypy vs converter=frozenset
