@@ -3,8 +3,8 @@
 Three scenarios, each a tight loop of ``Tracker.log_metrics`` (5 floats) on the offline
 tracker, every call timed on its own:
 
-* healthy: the disk works; calls that find ``max_buffer`` (20,000) records waiting wait
-  for the committer (the bounded block), which takes the whole buffer at once;
+* healthy: the disk works; calls that find ``max_buffer`` (100,000) records waiting wait
+  for the committer (the bounded block), which takes 16 frames (8,192 records) at a time;
 * stalled: every journal write hangs for ``--stall`` seconds (an NFS server gone, a dying
   disk), then the disk comes back;
 * full: every journal write fails with ENOSPC for a while, then the disk is freed.
@@ -109,7 +109,7 @@ def main() -> int:
         for name in ("healthy", "stalled", "full"):
             results.append(scenario(name, disk, args.rows, args.stall, Path(workdir)))
     print(f"{args.rows:,} rows of 5 floats per scenario; stall {args.stall:.0f} s; "
-          f"max_buffer 20,000 per run; max_block 5 s")
+          f"max_buffer 100,000 per run; max_block 5 s")
     print("| scenario | wall | longest call | time in calls > 1 ms | dropped | journaled, "
           "gap-free | peak RSS |")
     print("|---|---|---|---|---|---|---|")

@@ -4,6 +4,7 @@ write-ahead log is checkpointed beside the writer, never inside a commit."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -150,12 +151,12 @@ def test_the_writer_never_checkpoints_and_a_side_thread_does(
     while journal._unchecked + 40_000 < _journal.CHECKPOINT_BYTES:
         journal.append(seq, _fields(seq, 1000))
         seq += 1000
-    assert journal._checkpointer is None
+    assert journal._checkpoint_idle.is_set() and journal._checkpoint_db is None
     assert _main_file_size(journal.records_path) == empty  # all of it still in the log
-    while journal._checkpointer is None:
+    while journal._checkpoint_db is None:
         journal.append(seq, _fields(seq, 1000))
         seq += 1000
-    journal._checkpointer.join(30)
+        assert journal._checkpoint_idle.wait(30)
     assert _main_file_size(journal.records_path) > _journal.CHECKPOINT_BYTES // 2
     assert [r.seq for r in journal.read_all()] == list(range(seq))
     journal.close()
@@ -163,3 +164,35 @@ def test_the_writer_never_checkpoints_and_a_side_thread_does(
     reopened = RunJournal.open(tmp_path, "ckpt")
     assert reopened.record_count == seq
     reopened.close()
+
+
+def test_a_forked_child_leaves_the_parents_checkpoint_connection_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A DataLoader worker forked while the parent's checkpoint thread holds a connection
+    (or is mid-checkpoint) neither uses nor closes it, and does not wait for a checkpoint
+    that, in the child, no thread will ever finish."""
+    monkeypatch.setattr(_journal, "CHECKPOINT_BYTES", 50_000)
+    journal = RunJournal.create(tmp_path, "fork", {})
+    seq = 0
+    while journal._checkpoint_db is None:
+        journal.append(seq, _fields(seq, 1000))
+        seq += 1000
+        assert journal._checkpoint_idle.wait(30)
+    journal._checkpoint_idle.clear()  # as if the fork came during a checkpoint
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            journal.abandon_after_fork()
+            ok = journal._checkpoint_idle.is_set() and journal._checkpoint_db is None
+            journal.close()
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    journal._checkpoint_idle.set()
+    journal.append(seq, _fields(seq, 10))  # the parent's connections still work
+    assert Path(str(journal.records_path) + "-wal").exists()
+    assert [r.seq for r in journal.read_all()] == list(range(seq + 10))
+    journal.close()

@@ -15,7 +15,7 @@ Shape (see docs/architecture.md)::
 
 * The hot path (:meth:`Engine.log`) validates, numbers and appends to a list under a lock. It
   never waits on disk or network, except for backpressure when more than
-  ``max_buffer`` (20,000) records wait for the committer, and with ``durability="fsync"``.
+  ``max_buffer`` (100,000) records wait for the committer, and with ``durability="fsync"``.
   The committer runs every ``commit_interval`` (50 ms), and at once when ``commit_batch``
   (4,096) records wait, so a fast loop keeps little in memory.
 * Workers and the committer run on one asyncio loop (in a background thread for the public
@@ -908,7 +908,7 @@ class Engine:
         batch_size: int = 100,
         batch_interval: float = 5.0,
         commit_interval: float = 0.05,
-        max_buffer: int = 20_000,
+        max_buffer: int = 100_000,
         commit_batch: int = 4096,
         max_block: float = 5.0,
         backoff: Backoff | None = None,

@@ -53,6 +53,7 @@ import json
 import logging
 import marshal
 import os
+import queue
 import socket
 import sqlite3
 import sys
@@ -108,8 +109,9 @@ _ROWS_PER_INSERT = 249
 #: Bytes of frames written between two checkpoints of the write-ahead log (SQLite's own
 #: default, 1,000 pages, is about as much). The writer never checkpoints: SQLite would do it
 #: inside a commit, and its fsyncs (10-15 ms here) would hold up the committer while a
-#: training loop waits for buffer room. A short-lived thread with its own connection runs a
-#: PASSIVE checkpoint instead, beside the writer, which WAL mode allows.
+#: training loop waits for buffer room. The process's checkpoint thread, with a connection
+#: of its own per journal, runs a PASSIVE checkpoint instead, beside the writer, which WAL
+#: mode allows.
 CHECKPOINT_BYTES = 4 << 20
 
 #: Entries per record in what :meth:`RunJournal.append` takes: step, timestamp, values.
@@ -244,6 +246,36 @@ def count_records(path: Path) -> int:
     return 0 if row is None else int(row[0]) + 1
 
 
+class _CheckpointThread:
+    """One daemon thread per process that checkpoints journals' WALs in turn (see
+    :data:`CHECKPOINT_BYTES`): one long-lived thread wakes once per checkpoint, where a
+    thread started each time would take the interpreter lock from the training loop several
+    times just to begin."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._queue: queue.SimpleQueue[RunJournal] = queue.SimpleQueue()
+
+    def submit(self, journal: RunJournal) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or a forked child: its own thread
+                self._pid, self._queue = os.getpid(), queue.SimpleQueue()
+                threading.Thread(
+                    target=self._serve, args=(self._queue,), name="trackmux-checkpoint",
+                    daemon=True,
+                ).start()
+            self._queue.put(journal)
+
+    @staticmethod
+    def _serve(jobs: queue.SimpleQueue[RunJournal]) -> None:
+        while True:
+            jobs.get().checkpoint()
+
+
+_CHECKPOINTS = _CheckpointThread()
+
+
 class RecordReader:
     """Reads a run's records in order from a cursor, on its own read-only connection.
 
@@ -311,7 +343,9 @@ class RunJournal:
         self._abandoned_db: sqlite3.Connection | None = None  # a forked child's copy
         self._lock: _WriterLock | None = None
         self._unchecked = 0  # bytes of frames written since the last checkpoint began
-        self._checkpointer: threading.Thread | None = None
+        self._checkpoint_idle = threading.Event()  # no checkpoint of this journal under way
+        self._checkpoint_idle.set()
+        self._checkpoint_db: sqlite3.Connection | None = None  # the checkpoint thread's
 
     @property
     def run_id(self) -> str:
@@ -467,24 +501,30 @@ class RunJournal:
                 self._start_checkpoint()
 
     def _start_checkpoint(self) -> None:
-        """Checkpoint the write-ahead log beside the writer, unless one is under way."""
-        if self._checkpointer is not None and self._checkpointer.is_alive():
+        """Have the checkpoint thread checkpoint the WAL, unless it is already at it."""
+        if not self._checkpoint_idle.is_set():
             return
         self._unchecked = 0
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint, name=f"trackmux-checkpoint-{self.run_id}", daemon=True
-        )
-        self._checkpointer.start()
+        self._checkpoint_idle.clear()
+        _CHECKPOINTS.submit(self)
 
-    def _checkpoint(self) -> None:
+    def checkpoint(self) -> None:
+        """A PASSIVE checkpoint of the WAL through a connection of its own (the checkpoint
+        thread's; it writes nothing else). Never raises: on a full disk the WAL keeps
+        every frame and the next checkpoint tries again."""
         try:
-            db = sqlite3.connect(self.records_path, timeout=BUSY_TIMEOUT, isolation_level=None)
-            try:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            finally:
-                db.close()
-        except sqlite3.Error as exc:  # a full disk: the log keeps every frame; next time
+            if self._checkpoint_db is None:
+                self._checkpoint_db = sqlite3.connect(
+                    self.records_path,
+                    timeout=BUSY_TIMEOUT,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            self._checkpoint_db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
             logger.debug("run %r: checkpoint failed: %s", self.run_id, exc)
+        finally:
+            self._checkpoint_idle.set()
 
     @staticmethod
     def _append_rows(
@@ -535,6 +575,11 @@ class RunJournal:
         description the parent still holds) and the database connection is kept, never
         used or closed: SQLite connections must not cross a fork.
         """
+        checkpoint_db, self._checkpoint_db = self._checkpoint_db, None
+        if checkpoint_db is not None:  # the parent's checkpoint thread's: not this process's
+            _ABANDONED.append(checkpoint_db)
+        self._checkpoint_idle = threading.Event()  # (a checkpoint under way is the parent's)
+        self._checkpoint_idle.set()
         db, self._db = self._db, None
         if db is not None:
             _ABANDONED.append(db)
@@ -548,9 +593,11 @@ class RunJournal:
 
     def close(self) -> None:
         """Close the database and release the run for other writers (idempotent)."""
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            checkpointer.join(BUSY_TIMEOUT)
+        self._checkpoint_idle.wait(BUSY_TIMEOUT)
+        checkpoint_db, self._checkpoint_db = self._checkpoint_db, None
+        if checkpoint_db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                checkpoint_db.close()
         db, self._db = self._db, None
         if db is not None:
             # back to a single self-contained file (the WAL checkpointed into it), so that
