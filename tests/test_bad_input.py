@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import trackmux
 from trackmux import JobStatus, TrackerClosedError, UnknownJobError
 
@@ -174,7 +173,7 @@ def test_logging_after_finish_is_rejected(tracker: trackmux.Tracker, run: str) -
 
 def test_missing_artifact_file_raises_file_not_found(
         tracker: trackmux.Tracker, run: str, tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.bin"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.bin"):
         tracker.upload_artifact(tmp_path / "nope.bin", {"job_id": run})
 
 

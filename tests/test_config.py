@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from trackmux import load_settings
 
 
@@ -62,5 +61,5 @@ def test_an_empty_tracker_list_is_an_error_naming_the_value(tmp_path: Path, valu
 
 def test_invalid_toml_is_an_error_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "trackmux.toml").write_text("trackers = [\n")
-    with pytest.raises(ValueError, match="trackmux.toml"):
+    with pytest.raises(ValueError, match=r"trackmux\.toml"):
         load_settings(environ={}, cwd=tmp_path)

@@ -7,9 +7,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from memory_tracker import MemoryTracker
-
 import trackmux
+from memory_tracker import MemoryTracker
 from trackmux import JobStatus, PermanentError, TrackerNotFoundError
 from trackmux_spec import TrackerInfo
 

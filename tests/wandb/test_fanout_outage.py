@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from trackmux_wandb.testing import FakeWandB
-
 import trackmux
 from trackmux._retry import Backoff
+from trackmux_wandb.testing import FakeWandB
 
 
 def test_a_wandb_outage_does_not_delay_the_offline_tracker(
