@@ -380,3 +380,12 @@ def test_import_trackmux_does_not_import_the_cli() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_python_dash_m_trackmux_is_the_command(data_dir: Path) -> None:
+    """``python -m trackmux`` works where the ``trackmux`` script is not on PATH."""
+    make_run(data_dir, [{"loss": 0.5}])
+    done = subprocess.run([sys.executable, "-m", "trackmux", "--data-dir", str(data_dir),
+                           "runs", "--json"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)) == 1

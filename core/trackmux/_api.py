@@ -709,10 +709,12 @@ class Tracker(_TrackerBase):
 
     def get_job_status(self, job_id: str, *, tracker: str | None = None) -> JobStatus:
         """The run's state on ``tracker`` (the first configured one by default)."""
+        self.connect()
         return self._wait(self._job_call("get_job_status", job_id, tracker))  # type: ignore[no-any-return]
 
     def get_history(self, job_id: str, *, tracker: str | None = None) -> list[dict[str, Any]]:
         """Every row the tracker stored for the run, with ``_step`` and ``_timestamp``."""
+        self.connect()
         return self._wait(self._job_call("get_history", job_id, tracker))  # type: ignore[no-any-return]
 
     def upload_artifact(
@@ -745,6 +747,7 @@ class Tracker(_TrackerBase):
         tracker: str | None = None,
     ) -> Path:
         """Download an artifact into ``target_dir``, checksums verified."""
+        self.connect()
         target = Path(target_dir)
         target.mkdir(parents=True, exist_ok=True)
         return self._wait(self._download(artifact_id, target.resolve(), tracker))
@@ -753,10 +756,12 @@ class Tracker(_TrackerBase):
         self, job_ids: Sequence[str], *, tracker: str | None = None
     ) -> dict[str, Any]:
         """``{"runs": [{"id", "name", "state", "config", "summary", "url"}...], "url": ...}``."""
+        self.connect()
         return self._wait(self._compare(list(job_ids), tracker))
 
     def get_run_url(self, job_id: str, *, tracker: str | None = None) -> str:
         """Where to look at the run."""
+        self.connect()
         return self._run_url(job_id, tracker)
 
     def finish(

@@ -1851,7 +1851,12 @@ class Engine:
     # -- calls answered by one tracker ----------------------------------------------------
 
     def worker(self, tracker: str | None) -> _Worker:
-        """The worker of ``tracker`` (the first configured one if ``None``)."""
+        """The worker of ``tracker`` (the first configured one if ``None``).
+
+        :raises TrackerClosedError: no tracker is connected (``connect()`` not called yet).
+        """
+        if not self.workers:
+            raise TrackerClosedError("no tracker is connected yet: call connect() first")
         if tracker is None:
             return next(iter(self.workers.values()))
         try:

@@ -41,7 +41,6 @@ import os
 import signal
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -74,7 +73,9 @@ class LiveTracker(Protocol):
     def _abandon_after_fork(self, parent_pid: int) -> None: ...
 
 
-_LIVE: weakref.WeakSet[LiveTracker] = weakref.WeakSet()
+#: Every connected tracker, held until it closes: one the program no longer references
+#: (made in a function that returned without closing it) still finishes its runs at exit.
+_LIVE: set[LiveTracker] = set()
 _PID = os.getpid()
 
 
