@@ -8,7 +8,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 import trackmux
 from trackmux import JobStatus, TrackerClosedError
 
