@@ -57,6 +57,8 @@ class _State:
         self.failed = False
         self.hooked = False
         self.pid = os.getpid()
+        #: in a forked child: the parent's pid and the run it had, for the error message
+        self.parent: tuple[int, str] | None = None
 
 
 _STATE = _State()
@@ -65,7 +67,10 @@ _STATE = _State()
 def _forget_in_child() -> None:
     # The parent's tracker and run belong to the parent; the child starts with none.
     global _STATE
+    parent = _STATE
     _STATE = _State()
+    if parent.run is not None:
+        _STATE.parent = (parent.pid, parent.run.id)
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
@@ -482,6 +487,14 @@ def current_run() -> Run | None:
 
 def _require_run(what: str) -> Run:
     run = _STATE.run
+    if run is None and _STATE.parent is not None:
+        pid, run_id = _STATE.parent
+        raise RuntimeError(
+            f"trackmux.{what}() in a forked child (pid {os.getpid()}): run {run_id!r} "
+            f"belongs to the parent process (pid {pid}), which logs it. Send the values to "
+            f"the parent (a DataLoader worker: return them with the batch), or call "
+            f"trackmux.init() here for a run of this process's own"
+        )
     if run is None:
         raise RuntimeError(f"trackmux.{what}() needs a run: call trackmux.init() first")
     return run
