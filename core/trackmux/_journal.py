@@ -346,6 +346,7 @@ class RunJournal:
         self._checkpoint_idle = threading.Event()  # no checkpoint of this journal under way
         self._checkpoint_idle.set()
         self._checkpoint_db: sqlite3.Connection | None = None  # the checkpoint thread's
+        self._closing = False  # close() began: a checkpoint still queued does nothing
 
     @property
     def run_id(self) -> str:
@@ -513,6 +514,8 @@ class RunJournal:
         thread's; it writes nothing else). Never raises: on a full disk the WAL keeps
         every frame and the next checkpoint tries again."""
         try:
+            if self._closing:
+                return
             if self._checkpoint_db is None:
                 self._checkpoint_db = sqlite3.connect(
                     self.records_path,
@@ -593,6 +596,7 @@ class RunJournal:
 
     def close(self) -> None:
         """Close the database and release the run for other writers (idempotent)."""
+        self._closing = True
         self._checkpoint_idle.wait(BUSY_TIMEOUT)
         checkpoint_db, self._checkpoint_db = self._checkpoint_db, None
         if checkpoint_db is not None:
