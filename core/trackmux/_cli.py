@@ -850,6 +850,13 @@ def _run_sync(state: _State, console: Any, tracker: str, run_ids: list[str],
                                timeout=timeout, progress=progress)
         except (ValueError, ConnectionError, LookupError) as exc:
             _fail(str(exc))
+        except KeyboardInterrupt:
+            bar.stop()
+            click.echo(
+                f"Interrupted. What {tracker} acknowledged is recorded and stays sent; the "
+                f"rest waits in the journal: `{state.command_prefix()} sync --tracker "
+                f"{tracker}` sends it (nothing is sent twice).", err=True)
+            raise SystemExit(130) from None
     if as_json:
         _echo_json({"tracker": tracker, "ok": report.ok,
                     "runs": [attrs.asdict(run) for run in report.runs]})

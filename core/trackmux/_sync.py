@@ -21,6 +21,7 @@ outage longer than ``disconnect()`` waited.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -114,6 +115,10 @@ def pending_records(data_dir: os.PathLike[str] | str, run_id: str, tracker: str)
     return max(0, journal.count() - journal.read_cursor(tracker))
 
 
+#: Seconds an interrupted sync (Ctrl-C) takes to store the cursors the tracker acknowledged.
+INTERRUPT_GRACE = 5.0
+
+
 def sync(
     run_ids: Sequence[str] | None = None,
     *,
@@ -154,8 +159,16 @@ def sync(
             _answer(thread, engine.start(credentials))
         except TimeoutError as exc:
             raise ConnectionError(f"tracker {tracker!r}: {exc}") from None
-        for run_id in run_ids:
-            report.runs.append(_sync_run(thread, engine, tracker, run_id, timeout, progress))
+        try:
+            for run_id in run_ids:
+                report.runs.append(
+                    _sync_run(thread, engine, tracker, run_id, timeout, progress))
+        except KeyboardInterrupt:
+            # Ctrl-C: store what the tracker acknowledged so far (the cursors), so that
+            # the next sync sends only the rest, then let the interrupt go on
+            with contextlib.suppress(Exception):
+                thread.submit(engine.close(0.0)).result(INTERRUPT_GRACE)
+            raise
         _answer(thread, engine.close(5.0))
     finally:
         thread.stop()
