@@ -50,6 +50,20 @@ def test_append_refuses_frames_that_do_not_continue_and_writes_nothing(
     journal.close()
 
 
+def _held_back_tracker(data_dir: Path) -> tuple[MemoryTracker, trackmux.Tracker]:
+    """A tracker to a memory sink whose committer waits for ``flush()``: no timer, no
+    early commit, room for the whole backlog."""
+    sink = MemoryTracker()
+    pm = trackmux.get_plugin_manager()
+    pm.register(sink, name="sink")
+    tracker = trackmux.Tracker(["sink"], data_dir=data_dir, plugin_manager=pm)
+    engine = tracker._engine
+    engine.commit_interval = 3600
+    engine.commit_batch = 10**9
+    engine.max_buffer = 10**6
+    return sink, tracker
+
+
 def test_a_backlog_is_written_in_transactions_of_a_few_frames(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The committer holds back while the loop logs a backlog of many frames; once let go,
@@ -66,14 +80,8 @@ def test_a_backlog_is_written_in_transactions_of_a_few_frames(
         real_append(self, first_seq, fields, cursors, frames=frames)
 
     monkeypatch.setattr(RunJournal, "append", append)
-    sink = MemoryTracker()
-    pm = trackmux.get_plugin_manager()
-    pm.register(sink, name="sink")
-    tracker = trackmux.Tracker(["sink"], data_dir=tmp_path, plugin_manager=pm)
+    sink, tracker = _held_back_tracker(tmp_path)
     engine = tracker._engine
-    engine.commit_interval = 3600  # the backlog is committed by flush() below
-    engine.commit_batch = 10**9
-    engine.max_buffer = 10**6
     total = FRAME_RECORDS * (3 * _engine._COMMIT_FRAMES) + 100
     with tracker:
         run = tracker.submit_job()
@@ -107,14 +115,7 @@ def test_a_failed_piece_goes_back_in_order_and_is_retried(
         real_append(self, first_seq, fields, cursors, frames=frames)
 
     monkeypatch.setattr(RunJournal, "append", append)
-    sink = MemoryTracker()
-    pm = trackmux.get_plugin_manager()
-    pm.register(sink, name="sink")
-    tracker = trackmux.Tracker(["sink"], data_dir=tmp_path, plugin_manager=pm)
-    engine = tracker._engine
-    engine.commit_interval = 3600  # the backlog is committed by flush() below
-    engine.commit_batch = 10**9
-    engine.max_buffer = 10**6
+    sink, tracker = _held_back_tracker(tmp_path)
     total = FRAME_RECORDS * (2 * _engine._COMMIT_FRAMES + 1) + 7
     with tracker:
         run = tracker.submit_job()
