@@ -270,7 +270,11 @@ class _CheckpointThread:
     @staticmethod
     def _serve(jobs: queue.SimpleQueue[RunJournal]) -> None:
         while True:
-            jobs.get().checkpoint()
+            journal = jobs.get()
+            try:
+                journal.checkpoint()
+            except Exception:  # never let one journal's surprise stop the others'
+                logger.exception("run %r: checkpoint failed", journal.run_id)
 
 
 _CHECKPOINTS = _CheckpointThread()
