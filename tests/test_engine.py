@@ -177,6 +177,15 @@ def test_an_unknown_tracker_names_the_installed_ones(tmp_path: Path) -> None:
         trackmux.Tracker(["nosuchtracker"], data_dir=tmp_path)
     assert "nosuchtracker" in str(caught.value)
     assert "null" in str(caught.value)
+    assert "did you mean" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("typo", "meant"), [("wandbb", "wandb"), ("mlfow", "mlflow"),
+                                             ("Null", "null")])
+def test_a_mistyped_tracker_name_suggests_the_installed_one(
+        tmp_path: Path, typo: str, meant: str) -> None:
+    with pytest.raises(TrackerNotFoundError, match=rf"did you mean '{meant}'\?"):
+        trackmux.Tracker([typo], data_dir=tmp_path)
 
 
 

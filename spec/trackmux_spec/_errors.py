@@ -75,8 +75,14 @@ class TrackerNotFoundError(TrackmuxError, LookupError):
     """A tracker was asked for by name but no installed plugin provides it."""
 
     def __init__(self, name: str, installed: list[str]) -> None:
+        import difflib  # only when a name is wrong: not on import's path
+
         listed = ", ".join(sorted(installed)) or "none"
-        super().__init__(f"tracker {name!r} is not installed; installed trackers: {listed}")
+        message = f"tracker {name!r} is not installed; installed trackers: {listed}"
+        close = difflib.get_close_matches(str(name).lower(), installed, n=1, cutoff=0.6)
+        if close and close[0] != name:
+            message += f" (did you mean {close[0]!r}?)"
+        super().__init__(message)
         self.name = name
         self.installed = sorted(installed)
 
