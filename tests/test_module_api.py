@@ -288,3 +288,15 @@ def test_a_non_main_rank_validates_and_stores_nothing(
     assert run.url == ""
     trackmux.finish()
     assert not (tmp_path / "journal").exists()
+
+
+def test_a_wandb_name_trackmux_does_not_cover_says_so() -> None:
+    """A script moved with ``import trackmux as wandb`` that calls ``wandb.watch`` learns
+    that trackmux does not cover it and where the list is; an unknown name stays a plain
+    AttributeError, and ``hasattr`` keeps working."""
+    with pytest.raises(AttributeError, match=r"does not cover wandb\.watch; docs/module-api"):
+        trackmux.watch  # noqa: B018
+    assert not hasattr(trackmux, "Image")
+    with pytest.raises(AttributeError) as caught:
+        trackmux.no_such_thing  # noqa: B018
+    assert "does not cover" not in str(caught.value)

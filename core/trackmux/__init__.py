@@ -99,6 +99,15 @@ __all__ = [
 ]
 
 
+#: wandb's module attributes that trackmux's module API does not provide (docs/module-api.md).
+_WANDB_NOT_COVERED = frozenset({
+    "Api", "Artifact", "Audio", "Histogram", "Html", "Image", "Molecule", "Object3D",
+    "Settings", "Table", "Video", "agent", "alert", "define_metric", "login", "mark_preempting",
+    "plot", "restore", "save", "setup", "sweep", "teardown", "unwatch", "use_artifact",
+    "watch",
+})
+
+
 def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is not None:
@@ -113,6 +122,11 @@ def __getattr__(name: str) -> object:
         if name == "run" or run is None:
             return run
         return run.config if name == "config" else run.summary
+    if name in _WANDB_NOT_COVERED:  # a script moved with ``import trackmux as wandb``
+        raise AttributeError(
+            f"module {__name__!r} has no attribute {name!r}: trackmux does not cover "
+            f"wandb.{name}; docs/module-api.md lists what `import trackmux as wandb` covers"
+        )
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
