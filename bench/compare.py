@@ -717,7 +717,7 @@ def say(message: str) -> None:
 def venv_python(quiet: bool = False) -> Path:
     """bench/.venv-compare's Python, with mlflow (tests/mlflow helper) and wandb installed."""
     os.environ["TRACKMUX_MLFLOW_VENV"] = str(VENV)
-    sys.path.insert(0, str(ROOT / "tests" / "mlflow"))
+    sys.path[:0] = [str(ROOT / "tests" / "mlflow"), str(ROOT / "tests")]
     import _mlflow_server  # the MLflow tests' helper: creates the venv, installs the pin
 
     python = _mlflow_server.ensure_venv(log=say)

@@ -198,7 +198,7 @@ def say(line: str) -> None:
 
 
 def frameworks_python() -> Path:
-    sys.path.insert(0, str(ROOT / "tests" / "frameworks"))
+    sys.path[:0] = [str(ROOT / "tests" / "frameworks"), str(ROOT / "tests")]
     import _frameworks_venv  # the integration tests' helper: creates the venv, installs pins
 
     python = _frameworks_venv.ensure_venv(log=say)
@@ -214,7 +214,7 @@ def frameworks_python() -> Path:
 
 def time_calls(python: Path, mode: str, site: str, calls: int) -> dict[str, float]:
     """Median and p99 of one integration call, timed in the training process."""
-    sys.path.insert(0, str(ROOT / "tests" / "frameworks"))
+    sys.path[:0] = [str(ROOT / "tests" / "frameworks"), str(ROOT / "tests")]
     from _frameworks_venv import script_env
 
     with tempfile.TemporaryDirectory() as work:
@@ -231,7 +231,7 @@ def time_calls(python: Path, mode: str, site: str, calls: int) -> dict[str, floa
 
 
 def run_once(python: Path, script: str, mode: str, steps: int) -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT / "tests" / "frameworks"))
+    sys.path[:0] = [str(ROOT / "tests" / "frameworks"), str(ROOT / "tests")]
     from _frameworks_venv import script_env
 
     with tempfile.TemporaryDirectory() as work:

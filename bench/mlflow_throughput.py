@@ -49,6 +49,7 @@ from pathlib import Path
 import httpx
 import trackmux
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "mlflow"))
 
 from _mlflow_server import MLFLOW_VERSION, MLflowServer, ensure_venv, start_server

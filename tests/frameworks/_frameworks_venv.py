@@ -3,11 +3,11 @@
 torch, transformers, lightning, accelerate and keras are not dependencies of trackmux (nor
 of its test extra): they live in a virtual environment outside the repository,
 ``~/.cache/trackmux-tests/frameworks-venv`` (or ``$TRACKMUX_FRAMEWORKS_VENV``), created on
-first use under a file lock and reused while it holds the pinned versions (as the MLflow
-tests' ``tests/mlflow/_mlflow_server.py`` does). torch is the CPU build: ``torch==2.13.0``
-takes the CPU wheel this kind of machine keeps on disk (pip's ``find-links``) instead of
-the multi-gigabyte CUDA build; installing everything takes about a minute on a fresh
-machine.
+first use under a file lock and reused while it holds the pinned versions
+(``tests/_cached_venv.py``, as for the MLflow tests' ``tests/mlflow/_mlflow_server.py``).
+torch is the CPU build: ``torch==2.13.0`` takes the CPU wheel this kind of machine keeps on
+disk (pip's ``find-links``) instead of the multi-gigabyte CUDA build; installing everything
+takes about a minute on a fresh machine.
 
 trackmux is not installed into that venv: :func:`script_env` gives a subprocess a
 ``sitecustomize`` that adds the test run's own ``site-packages`` (where this checkout's
@@ -20,14 +20,12 @@ Used by ``tests/frameworks/`` and ``bench/frameworks_overhead.py``.
 
 from __future__ import annotations
 
-import fcntl
 import importlib.metadata
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
+
+from _cached_venv import CachedVenv
 
 __all__ = ["FRAMEWORKS", "FrameworksUnavailable", "ensure_venv", "script_env", "venv_dir"]
 
@@ -39,49 +37,21 @@ FRAMEWORKS = {
     "accelerate": "1.15.0",
     "keras": "3.15.1",
 }
-_INSTALL_TIMEOUT = 1200.0
 
 
 class FrameworksUnavailable(RuntimeError):
     """The frameworks could not be installed; the message says why."""
 
 
+#: The venv: :data:`FRAMEWORKS` in ``~/.cache/trackmux-tests/frameworks-venv``.
+_VENV = CachedVenv("frameworks-venv", "TRACKMUX_FRAMEWORKS_VENV", FRAMEWORKS,
+                   FrameworksUnavailable, "the frameworks", note="about a minute",
+                   install_timeout=1200.0)
+
+
 def venv_dir() -> Path:
     """Where the frameworks' virtual environment lives."""
-    override = os.environ.get("TRACKMUX_FRAMEWORKS_VENV")
-    if override:
-        return Path(override)
-    return Path.home() / ".cache" / "trackmux-tests" / "frameworks-venv"
-
-
-def _python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
-def _complete(venv: Path) -> bool:
-    python = _python(venv)
-    if not python.exists():
-        return False
-    check = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m, sys; "
-         "print(' '.join(m.version(n) for n in sys.argv[1:]))", *FRAMEWORKS],
-        capture_output=True, text=True, timeout=120, check=False)
-    versions = check.stdout.split()
-    return check.returncode == 0 and all(
-        found.split("+")[0] == wanted
-        for found, wanted in zip(versions, FRAMEWORKS.values(), strict=False)
-    ) and len(versions) == len(FRAMEWORKS)
-
-
-def _run(command: list[str], what: str) -> None:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True,
-                              timeout=_INSTALL_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise FrameworksUnavailable(f"{what} failed: {exc}") from None
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise FrameworksUnavailable(f"{what} failed (exit {done.returncode}):\n{tail}")
+    return _VENV.path()
 
 
 def ensure_venv(log: Callable[[str], None] = print) -> Path:
@@ -91,27 +61,7 @@ def ensure_venv(log: Callable[[str], None] = print) -> Path:
 
     :raises FrameworksUnavailable: the environment cannot be created or filled.
     """
-    venv = venv_dir()
-    if _complete(venv):
-        return _python(venv)
-    try:
-        venv.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FrameworksUnavailable(f"cannot create {venv.parent}: {exc}") from None
-    with open(venv.parent / f"{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _complete(venv):
-            return _python(venv)
-        started = time.monotonic()
-        pins = [f"{name}=={version}" for name, version in FRAMEWORKS.items()]
-        log(f"installing {' '.join(pins)} into {venv} (once; about a minute)")
-        _run([sys.executable, "-m", "venv", "--clear", str(venv)], "creating the frameworks venv")
-        _run([str(_python(venv)), "-m", "pip", "install", "--quiet", *pins],
-             f"pip install {' '.join(pins)}")
-        if not _complete(venv):
-            raise FrameworksUnavailable(f"{venv} does not hold {pins} after installing them")
-        log(f"installed the frameworks in {time.monotonic() - started:.0f} s")
-    return _python(venv)
+    return _VENV.ensure(log)
 
 
 def _own_site_packages() -> Path:

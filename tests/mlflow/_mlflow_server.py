@@ -3,10 +3,10 @@
 MLflow is not a dependency of trackmux, so the server runs from a virtual environment
 outside the repository (``~/.cache/trackmux-tests/mlflow-venv``, or
 ``$TRACKMUX_MLFLOW_VENV``), created and filled with ``pip install mlflow==<pin>`` on first
-use and reused while it holds that version. :func:`start_server` starts
-``mlflow server`` on a free loopback port with a SQLite store and proxied artifacts in a
-given directory, and waits for ``/health``; :meth:`MLflowServer.stop` ends it (terminate,
-then kill).
+use and reused while it holds that version (``tests/_cached_venv.py``).
+:func:`start_server` starts ``mlflow server`` on a free loopback port with a SQLite store
+and proxied artifacts in a given directory, and waits for ``/health``;
+:meth:`MLflowServer.stop` ends it (terminate, then kill).
 
 Used by ``tests/mlflow/conftest.py`` and ``bench/mlflow_throughput.py``.
 """
@@ -14,16 +14,15 @@ Used by ``tests/mlflow/conftest.py`` and ``bench/mlflow_throughput.py``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from _cached_venv import CachedVenv
 
 __all__ = [
     "MLFLOW_VERSION",
@@ -36,7 +35,6 @@ __all__ = [
 
 #: The MLflow release the tests run against (installs from PyPI on Python 3.11).
 MLFLOW_VERSION = "3.17.2"
-_INSTALL_TIMEOUT = 900.0
 _START_TIMEOUT = 120.0
 
 
@@ -44,41 +42,14 @@ class MLflowUnavailable(RuntimeError):
     """The MLflow server could not be installed or started; the message says why."""
 
 
+#: The venv: ``mlflow==MLFLOW_VERSION`` in ``~/.cache/trackmux-tests/mlflow-venv``.
+_VENV = CachedVenv("mlflow-venv", "TRACKMUX_MLFLOW_VENV", {"mlflow": MLFLOW_VERSION},
+                   MLflowUnavailable, f"mlflow {MLFLOW_VERSION}", note="takes a minute or two")
+
+
 def venv_dir() -> Path:
     """Where the MLflow virtual environment lives."""
-    override = os.environ.get("TRACKMUX_MLFLOW_VENV")
-    if override:
-        return Path(override)
-    return Path.home() / ".cache" / "trackmux-tests" / "mlflow-venv"
-
-
-def _python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
-def _has_mlflow(venv: Path) -> bool:
-    python = _python(venv)
-    if not python.exists():
-        return False
-    check = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(m.version('mlflow'))"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return check.returncode == 0 and check.stdout.strip() == MLFLOW_VERSION
-
-
-def _run(command: list[str], what: str) -> None:
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=_INSTALL_TIMEOUT, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise MLflowUnavailable(f"{what} failed: {exc}") from None
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise MLflowUnavailable(f"{what} failed (exit {done.returncode}):\n{tail}")
+    return _VENV.path()
 
 
 def ensure_venv(log: Callable[[str], None] = print) -> Path:
@@ -89,25 +60,7 @@ def ensure_venv(log: Callable[[str], None] = print) -> Path:
 
     :raises MLflowUnavailable: the environment cannot be created or mlflow not installed.
     """
-    venv = venv_dir()
-    if _has_mlflow(venv):
-        return _python(venv)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f"{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _has_mlflow(venv):
-            return _python(venv)
-        started = time.monotonic()
-        log(f"installing mlflow=={MLFLOW_VERSION} into {venv} (once; takes a minute or two)")
-        _run([sys.executable, "-m", "venv", "--clear", str(venv)], "creating the MLflow venv")
-        _run(
-            [str(_python(venv)), "-m", "pip", "install", "--quiet", f"mlflow=={MLFLOW_VERSION}"],
-            f"pip install mlflow=={MLFLOW_VERSION}",
-        )
-        if not _has_mlflow(venv):
-            raise MLflowUnavailable(f"mlflow {MLFLOW_VERSION} is not importable in {venv}")
-        log(f"installed mlflow {MLFLOW_VERSION} in {time.monotonic() - started:.0f} s")
-    return _python(venv)
+    return _VENV.ensure(log)
 
 
 def _free_port() -> int:
@@ -136,7 +89,7 @@ class MLflowServer:
     @property
     def python(self) -> Path:
         """The Python of the server's virtual environment (it can run MLflow's client)."""
-        return _python(venv_dir())
+        return _VENV.python()
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of the server's output."""
