@@ -197,3 +197,27 @@ def test_a_forked_child_leaves_the_parents_checkpoint_connection_alone(
     assert Path(str(journal.records_path) + "-wal").exists()
     assert [r.seq for r in journal.read_all()] == list(range(seq + 10))
     journal.close()
+
+
+def test_new_journals_use_16k_pages_and_older_ones_keep_theirs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frame is ~37 KB: new journals take 16 KB pages (fewer overflow pages to write and
+    checkpoint). A journal made by an earlier release, in 4 KB pages, keeps them and goes on
+    taking records."""
+    journal = RunJournal.create(tmp_path, "new", {})
+    journal.append(0, _fields(0, 600))
+    page = sqlite3.connect(journal.records_path).execute("PRAGMA page_size").fetchone()[0]
+    assert page == _journal.PAGE_SIZE == 16384
+    journal.close()
+
+    monkeypatch.setattr(_journal, "PAGE_SIZE", 4096)  # as the earlier releases made them
+    older = RunJournal.create(tmp_path, "older", {})
+    older.append(0, _fields(0, 600))
+    older.close()
+    monkeypatch.undo()
+    reopened = RunJournal.open(tmp_path, "older")
+    reopened.append(600, _fields(600, 600))
+    page = sqlite3.connect(reopened.records_path).execute("PRAGMA page_size").fetchone()[0]
+    assert page == 4096
+    assert [r.seq for r in reopened.read_all()] == list(range(1200))
+    reopened.close()

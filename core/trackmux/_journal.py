@@ -114,6 +114,14 @@ _ROWS_PER_INSERT = 249
 #: mode allows.
 CHECKPOINT_BYTES = 4 << 20
 
+#: Bytes per database page of a new journal. A 512-record frame is about 37 KB: in 4 KB
+#: pages (SQLite's default) it is a chain of 9 overflow pages, each written, logged and
+#: checkpointed on its own; in 16 KB pages, 3. Measured on 983,040 records in 16-frame
+#: transactions: the committer's CPU 0.142 -> 0.098 us a record, a 4.4 MB checkpoint's CPU
+#: 7.1 -> 4.4 ms, the file 72.1 -> 73.5 MB (64 KB pages: 126 MB, a page per frame). A
+#: journal made with other pages keeps them; readers take any.
+PAGE_SIZE = 16384
+
 #: Entries per record in what :meth:`RunJournal.append` takes: step, timestamp, values.
 RECORD_FIELDS = 3
 
@@ -428,6 +436,7 @@ class RunJournal:
                 isolation_level=None,
             )
             try:
+                db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new database only
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
                 db.execute("PRAGMA wal_autocheckpoint=0")  # see CHECKPOINT_BYTES
