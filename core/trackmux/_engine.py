@@ -75,6 +75,7 @@ from ._journal import (
     RecordReader,
     RunJournal,
     encode_frame,
+    frame_records,
 )
 from ._metrics import normalize_metrics, normalize_step
 from ._plugins import TrackerHooks
@@ -1634,7 +1635,7 @@ class Engine:
                         first = run.next_seq - run.buffered
                         frames = run.frames[:_COMMIT_FRAMES]
                         del run.frames[:_COMMIT_FRAMES]
-                        taken = sum(frame[1] - frame[0] + 1 for frame in frames)
+                        taken = frame_records(frames)
                         run.framed -= RECORD_FIELDS * taken
                         fields: list[Any] = []
                         if not run.frames:
@@ -1653,8 +1654,7 @@ class Engine:
                         error = error or exc
                         with self._lock:
                             run.frames[:0] = frames
-                            run.framed += RECORD_FIELDS * sum(
-                                frame[1] - frame[0] + 1 for frame in frames)
+                            run.framed += RECORD_FIELDS * frame_records(frames)
                             for name, seq in acked.items():
                                 run.acked[name] = max(seq, run.acked.get(name, 0))
                         break

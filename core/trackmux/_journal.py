@@ -254,6 +254,19 @@ def count_records(path: Path) -> int:
     return 0 if row is None else int(row[0]) + 1
 
 
+def frame_records(frames: Sequence[Frame]) -> int:
+    """How many records ``frames`` hold."""
+    return sum(frame[1] - frame[0] + 1 for frame in frames)
+
+
+def _insert_frames(db: sqlite3.Connection, rows: Sequence[Frame]) -> None:
+    """One multi-row ``INSERT`` of ``rows`` (at most :data:`_ROWS_PER_INSERT`)."""
+    db.execute(
+        "INSERT INTO frames VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(rows)),
+        [value for row in rows for value in row],
+    )
+
+
 class _CheckpointThread:
     """One daemon thread per process that checkpoints journals' WALs in turn (see
     :data:`CHECKPOINT_BYTES`): one long-lived thread wakes once per checkpoint, where a
@@ -501,10 +514,7 @@ class RunJournal:
         if not rows and not cursors:
             return
         if not cursors and len(rows) <= _ROWS_PER_INSERT:  # one statement is a transaction
-            db.execute(
-                "INSERT INTO frames VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(rows)),
-                [value for row in rows for value in row],
-            )
+            _insert_frames(db, rows)
         else:
             self._append_rows(db, rows, cursors)
         if rows:
@@ -549,11 +559,7 @@ class RunJournal:
         db.execute("BEGIN IMMEDIATE")
         try:
             for start in range(0, len(rows), _ROWS_PER_INSERT):
-                part = rows[start : start + _ROWS_PER_INSERT]
-                db.execute(
-                    "INSERT INTO frames VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(part)),
-                    [value for row in part for value in row],
-                )
+                _insert_frames(db, rows[start : start + _ROWS_PER_INSERT])
             if cursors:
                 db.executemany(
                     "INSERT OR REPLACE INTO cursors VALUES (?, ?)",
